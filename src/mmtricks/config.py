@@ -1,0 +1,257 @@
+"""Typed configuration: dataclass defaults, named presets, dotted overrides.
+
+``resolve(preset, overrides)`` is the one way a config is made: defaults, then the
+preset's dotted dict, then the user's overrides (a dict or ``["a.b=v", ...]`` strings
+from the CLI). Unknown keys and ill-typed values raise :class:`ConfigError` with the
+closest valid key.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from .errors import ConfigError, did_you_mean
+
+
+@dataclass
+class DataConfig:
+    """How columns are turned into tensors."""
+
+    text_max_length: int = 128  # tokens per row, all text columns together
+    image_size: typing.Optional[int] = None  # None: the image encoder's own input size
+    image_separator: str = ";"  # several paths in one cell: the first is used
+    categorical_max_levels: int = 2000  # rarer levels fall into the unknown bucket
+    valid_fraction: typing.Optional[float] = None  # None: SPEC rule from the row count
+    max_train_rows: typing.Optional[int] = None  # subsample train (stratified) when set
+
+
+@dataclass
+class TabularConfig:
+    """Encoder of numerical and categorical columns (one encoder for all of them)."""
+
+    encoder: str = "ft_transformer"  # see mmtricks.models.registry.list_encoders("tabular")
+    token_dim: int = 192
+    n_blocks: int = 3
+    n_heads: int = 8
+    attention_dropout: float = 0.2
+    ffn_dropout: float = 0.1
+    mlp_hidden: int = 128  # width of the 'mlp' tabular encoder
+
+
+@dataclass
+class TextConfig:
+    """Hugging Face text encoder."""
+
+    backbone: str = "minilm-l6"  # zoo name, hub id or local folder
+    pretrained: bool = True
+    pooling: str = "mean"  # 'mean' or 'cls'
+    tiny: bool = False  # small random transformer of the backbone's tokenizer (tests)
+    trust_remote_code: bool = False
+
+
+@dataclass
+class ImageConfig:
+    """timm image encoder."""
+
+    backbone: str = "efficientnet-lite0"  # zoo name, timm name, 'timmname@file' or folder
+    pretrained: bool = True
+
+
+@dataclass
+class FusionConfig:
+    """How per-encoder features become one vector."""
+
+    name: str = "mlp"
+    adapter_dim: int = 128  # common width every encoder is projected to
+    hidden: int = 128
+    dropout: float = 0.1
+
+
+@dataclass
+class OptimConfig:
+    """Optimisation and the basic tricks (SPEC section 3, 'Basic')."""
+
+    lr: float = 1e-4
+    head_lr_mult: float = 1.0  # lr multiplier of the parts trained from scratch (tabular, fusion, head)
+    weight_decay: float = 1e-3
+    batch_size: int = 128  # effective batch; accumulation makes it from micro batches
+    micro_batch_size: int = 32
+    max_epochs: int = 20
+    val_checks_per_epoch: int = 2
+    patience: int = 10  # validations without improvement before stopping
+    top_k: int = 3  # checkpoints kept on disk
+    soup: str = "greedy"  # 'greedy', 'uniform' or 'best'
+    grad_clip: typing.Optional[float] = 1.0  # global norm; None: off
+    warmup_fraction: float = 0.1  # 0: no warmup
+    schedule: str = "cosine"  # 'cosine' (to zero) or 'constant'
+    layer_decay: float = 0.9  # 1.0: off
+
+
+@dataclass
+class EnvConfig:
+    """Where and how training runs."""
+
+    accelerator: str = "auto"  # 'auto', 'cpu', 'cuda', 'gpu', 'mps'
+    devices: str = "auto"  # 'auto', a count like '2', or a list like '0,1'
+    strategy: str = "auto"  # Fabric strategy: 'auto', 'ddp', 'fsdp' ...
+    precision: str = "auto"  # 'auto': bf16-mixed/16-mixed on GPU, 32-true on CPU
+    num_workers: int = 0  # DataLoader workers
+    eval_batch_size: int = 64
+
+
+@dataclass
+class MMConfig:
+    """The whole resolved configuration, saved with every model."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    tabular: TabularConfig = field(default_factory=TabularConfig)
+    text: TextConfig = field(default_factory=TextConfig)
+    image: ImageConfig = field(default_factory=ImageConfig)
+    fusion: FusionConfig = field(default_factory=FusionConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    env: EnvConfig = field(default_factory=EnvConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "MMConfig":
+        """Rebuild from :meth:`to_dict` output, strictly (unknown keys are errors)."""
+        cfg = cls()
+        apply_overrides(cfg, flatten(data))
+        return cfg
+
+
+def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{'a': {'b': 1}}`` -> ``{'a.b': 1}``."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten(value, name + "."))
+        else:
+            out[name] = value
+    return out
+
+
+def all_keys(cfg: MMConfig | None = None) -> list[str]:
+    """Every valid dotted key, e.g. ``optim.lr``."""
+    return sorted(flatten((cfg or MMConfig()).to_dict()))
+
+
+def _coerce(key: str, value: Any, hint: Any) -> Any:
+    """Turn ``value`` (possibly a CLI string) into the field's declared type."""
+    optional = typing.get_origin(hint) is typing.Union and type(None) in typing.get_args(hint)
+    base = next((a for a in typing.get_args(hint) if a is not type(None)), hint) if optional else hint
+    if isinstance(value, str):
+        low = value.strip().lower()
+        if optional and low in {"none", "null", ""}:
+            return None
+        if base is bool:
+            if low in {"true", "1", "yes", "on"}:
+                return True
+            if low in {"false", "0", "no", "off"}:
+                return False
+        elif base is int:
+            try:
+                return int(value)
+            except ValueError:
+                pass
+        elif base is float:
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        elif base is str:
+            return value
+    else:
+        if value is None and optional:
+            return None
+        if base is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if base is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if base in (bool, str) and isinstance(value, base):
+            return value
+    raise ConfigError(
+        f"The option '{key}' expects {getattr(base, '__name__', base)}"
+        f"{' or None' if optional else ''}. Got {value!r}."
+    )
+
+
+def apply_overrides(cfg: MMConfig, overrides: Mapping[str, Any]) -> MMConfig:
+    """Set dotted keys on ``cfg`` in place; unknown keys raise with a suggestion."""
+    valid = all_keys()
+    for key, value in overrides.items():
+        parts = key.split(".")
+        if key not in valid:
+            raise ConfigError(
+                f"Unknown config key '{key}'.{did_you_mean(key, valid)} "
+                f"Valid keys: 'mmtricks fit --help-config' lists them all."
+            )
+        section = getattr(cfg, parts[0])
+        hints = typing.get_type_hints(type(section))
+        setattr(section, parts[1], _coerce(key, value, hints[parts[1]]))
+    return cfg
+
+
+def parse_overrides(items: typing.Iterable[str] | Mapping[str, Any] | None) -> dict[str, Any]:
+    """Accept a dict, or CLI strings ``'a.b=v'``; return a flat dict."""
+    if items is None:
+        return {}
+    if isinstance(items, Mapping):
+        return flatten(items)
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"An override must look like 'section.key=value'. Got {item!r}.")
+        key, value = item.split("=", 1)
+        out[key.strip()] = value.strip()
+    return out
+
+
+def resolve(preset: str = "default", overrides: Any = None) -> MMConfig:
+    """Defaults <- preset <- overrides, strictly checked."""
+    from .presets import preset_overrides
+
+    cfg = MMConfig()
+    apply_overrides(cfg, preset_overrides(preset))
+    apply_overrides(cfg, parse_overrides(overrides))
+    _check_choices(cfg)
+    return cfg
+
+
+def _check_choices(cfg: MMConfig) -> None:
+    from .errors import one_of
+
+    checks = {
+        "optim.soup": (cfg.optim.soup, {"greedy", "uniform", "best"}),
+        "optim.schedule": (cfg.optim.schedule, {"cosine", "constant"}),
+        "text.pooling": (cfg.text.pooling, {"mean", "cls"}),
+    }
+    for key, (value, choices) in checks.items():
+        if value not in choices:
+            raise ConfigError(one_of(key, value, choices))
+    ranges = {
+        "optim.lr": cfg.optim.lr > 0,
+        "optim.batch_size": cfg.optim.batch_size >= 1,
+        "optim.micro_batch_size": cfg.optim.micro_batch_size >= 1,
+        "optim.max_epochs": cfg.optim.max_epochs >= 1,
+        "optim.top_k": cfg.optim.top_k >= 1,
+        "optim.warmup_fraction": 0.0 <= cfg.optim.warmup_fraction < 1.0,
+        "optim.layer_decay": 0.0 < cfg.optim.layer_decay <= 1.0,
+        "optim.val_checks_per_epoch": cfg.optim.val_checks_per_epoch >= 1,
+        "data.text_max_length": cfg.data.text_max_length >= 8,
+    }
+    for key, ok in ranges.items():
+        if not ok:
+            section, name = key.split(".")
+            raise ConfigError(f"The option '{key}' is out of range: {getattr(getattr(cfg, section), name)!r}.")
+    if cfg.optim.grad_clip is not None and cfg.optim.grad_clip <= 0:
+        raise ConfigError(f"'optim.grad_clip' must be positive or None. Got {cfg.optim.grad_clip!r}.")

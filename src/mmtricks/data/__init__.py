@@ -1,0 +1,1 @@
+"""From table cells to tensors: processors fitted on train, dataset, collate, splits."""

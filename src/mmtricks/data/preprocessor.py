@@ -1,0 +1,94 @@
+"""All processors of one model together: fit on train, encode any frame, save as JSON."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+
+from ..schema.infer import Schema
+from .processors import CategoricalProcessor, ImageProcessor, LabelProcessor, NumericalProcessor, TextProcessor
+
+
+@dataclass
+class EncodedTable:
+    """A frame turned into arrays; images stay paths until the dataset reads them."""
+
+    num: np.ndarray  # (n, n_num) float32
+    num_missing: np.ndarray  # (n, n_num) bool
+    cat: np.ndarray  # (n, n_cat) int64, 0 = unknown
+    text_ids: Optional[list[list[int]]]  # per row token ids, or None without text
+    image_paths: Optional[list[list[Optional[str]]]]  # per row per image column
+    labels: Optional[np.ndarray]  # (n,) int64 or float32
+
+    def __len__(self) -> int:
+        return len(self.num)
+
+
+class Preprocessor:
+    """Holds the per-kind processors of a fitted model."""
+
+    def __init__(self, schema: Schema, num: NumericalProcessor, cat: CategoricalProcessor,
+                 text: Optional[TextProcessor], image: Optional[ImageProcessor], label: LabelProcessor):
+        self.schema = schema
+        self.num = num
+        self.cat = cat
+        self.text = text
+        self.image = image
+        self.label = label
+
+    @classmethod
+    def fit(cls, df: pd.DataFrame, schema: Schema, *, tokenizer=None, text_max_length: int = 128,
+            image_config: Optional[dict] = None, image_separator: str = ";",
+            categorical_max_levels: int = 2000) -> "Preprocessor":
+        """Fit on the training frame only.
+
+        Args:
+            tokenizer: the text encoder's tokenizer (required when there are text columns).
+            image_config: the image encoder's input config: size, mean, std, interpolation, crop_pct.
+        """
+        num = NumericalProcessor(schema.columns("numerical")).fit(df)
+        cat = CategoricalProcessor(schema.columns("categorical"), max_levels=categorical_max_levels).fit(df)
+        text = TextProcessor(schema.columns("text"), tokenizer, text_max_length) if schema.columns("text") else None
+        image = None
+        if schema.columns("image"):
+            image = ImageProcessor(schema.columns("image"), separator=image_separator, **image_config)
+        label = LabelProcessor(schema.problem_type, classes=schema.classes).fit(df[schema.label])
+        return cls(schema, num, cat, text, image, label)
+
+    def encode(self, df: pd.DataFrame, base_dir: Optional[str], with_labels: bool) -> EncodedTable:
+        num, num_missing = self.num.transform(df)
+        labels = self.label.transform(df[self.schema.label], self.schema.label) if with_labels else None
+        return EncodedTable(
+            num=num,
+            num_missing=num_missing,
+            cat=self.cat.transform(df),
+            text_ids=self.text.transform(df) if self.text else None,
+            image_paths=self.image.transform(df, base_dir) if self.image else None,
+            labels=labels,
+        )
+
+    def state(self) -> dict:
+        return {
+            "numerical": self.num.state(),
+            "categorical": self.cat.state(),
+            "text": self.text.state() if self.text else None,
+            "image": self.image.state() if self.image else None,
+            "label": self.label.state(),
+        }
+
+    @classmethod
+    def from_state(cls, schema: Schema, state: dict, tokenizer=None) -> "Preprocessor":
+        n, c = state["numerical"], state["categorical"]
+        text = TextProcessor(state["text"]["columns"], tokenizer, state["text"]["max_length"]) if state["text"] else None
+        image = ImageProcessor(**state["image"]) if state["image"] else None
+        lab = state["label"]
+        return cls(
+            schema,
+            NumericalProcessor(n["columns"], n["mean"], n["std"]),
+            CategoricalProcessor(c["columns"], c["vocab"], c["max_levels"]),
+            text,
+            image,
+            LabelProcessor(lab["problem_type"], lab["classes"], lab["mean"], lab["std"]),
+        )

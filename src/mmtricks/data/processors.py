@@ -1,0 +1,223 @@
+"""Per-kind processors, fitted on the training split only, with JSON-serialisable state.
+
+Each processor turns the columns of one kind into arrays for the dataset:
+numbers scaled and mean-imputed (with a missing mask), categories indexed with an
+unknown bucket (index 0), texts tokenised with the text encoder's own tokenizer,
+image cells resolved to file paths (read lazily by the dataset).
+"""
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DataError, SchemaError
+from ..schema.infer import resolve_image_path
+
+
+class NumericalProcessor:
+    """Standardise numbers with train mean/std; missing and non-finite values become the mean."""
+
+    def __init__(self, columns: list[str], mean: Optional[list] = None, std: Optional[list] = None):
+        self.columns = list(columns)
+        self.mean = mean
+        self.std = std
+
+    @staticmethod
+    def _as_numbers(df: pd.DataFrame, col: str) -> np.ndarray:
+        values = pd.to_numeric(df[col], errors="coerce") if not pd.api.types.is_numeric_dtype(df[col]) else df[col]
+        arr = np.array(values, dtype=np.float64, copy=True)
+        arr[~np.isfinite(arr)] = np.nan
+        return arr
+
+    def fit(self, df: pd.DataFrame) -> "NumericalProcessor":
+        self.mean, self.std = [], []
+        for col in self.columns:
+            arr = self._as_numbers(df, col)
+            mean = float(np.nanmean(arr)) if np.isfinite(arr).any() else 0.0
+            std = float(np.nanstd(arr)) if np.isfinite(arr).sum() > 1 else 1.0
+            self.mean.append(mean)
+            self.std.append(std if std > 1e-12 else 1.0)
+        return self
+
+    def transform(self, df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """``(values, missing)``, both (n_rows, n_columns); values float32, missing bool."""
+        n = len(df)
+        values = np.zeros((n, len(self.columns)), dtype=np.float32)
+        missing = np.zeros((n, len(self.columns)), dtype=bool)
+        for j, col in enumerate(self.columns):
+            arr = self._as_numbers(df, col)
+            miss = np.isnan(arr)
+            scaled = (arr - self.mean[j]) / self.std[j]
+            scaled[miss] = 0.0  # the mean, after scaling
+            values[:, j] = np.clip(scaled, -1e4, 1e4)
+            missing[:, j] = miss
+        return values, missing
+
+    def state(self) -> dict:
+        return {"columns": self.columns, "mean": self.mean, "std": self.std}
+
+
+class CategoricalProcessor:
+    """Index each column's levels; index 0 is the unknown/missing bucket."""
+
+    def __init__(self, columns: list[str], vocab: Optional[list[list[str]]] = None, max_levels: int = 2000):
+        self.columns = list(columns)
+        self.vocab = vocab
+        self.max_levels = max_levels
+
+    @staticmethod
+    def _as_strings(series: pd.Series) -> pd.Series:
+        return series.map(lambda v: None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
+
+    def fit(self, df: pd.DataFrame) -> "CategoricalProcessor":
+        self.vocab = []
+        for col in self.columns:
+            counts = self._as_strings(df[col]).dropna().value_counts()
+            levels = sorted(counts.index[: self.max_levels].tolist())
+            self.vocab.append(levels)
+        return self
+
+    @property
+    def cardinalities(self) -> list[int]:
+        """Embedding rows per column, the unknown bucket included."""
+        return [len(v) + 1 for v in self.vocab]
+
+    def transform(self, df: pd.DataFrame) -> np.ndarray:
+        out = np.zeros((len(df), len(self.columns)), dtype=np.int64)
+        for j, col in enumerate(self.columns):
+            index = {level: i + 1 for i, level in enumerate(self.vocab[j])}
+            out[:, j] = self._as_strings(df[col]).map(lambda v: index.get(v, 0)).to_numpy(dtype=np.int64)
+        return out
+
+    def state(self) -> dict:
+        return {"columns": self.columns, "vocab": self.vocab, "max_levels": self.max_levels}
+
+
+def _cell_text(value: object) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return ""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return str(value)
+
+
+class TextProcessor:
+    """Join a row's text columns with the tokenizer's separator and tokenise them."""
+
+    def __init__(self, columns: list[str], tokenizer, max_length: int):
+        self.columns = list(columns)
+        self.tokenizer = tokenizer
+        self.max_length = int(max_length)
+
+    @property
+    def pad_id(self) -> int:
+        pad = self.tokenizer.pad_token_id
+        return int(pad if pad is not None else 0)
+
+    def texts(self, df: pd.DataFrame) -> list[str]:
+        sep = f" {self.tokenizer.sep_token or '|'} "
+        cols = [df[c].map(_cell_text).tolist() for c in self.columns]
+        return [sep.join(parts) for parts in zip(*cols)]
+
+    def transform(self, df: pd.DataFrame) -> list[list[int]]:
+        enc = self.tokenizer(self.texts(df), truncation=True, max_length=self.max_length)
+        return [list(ids) for ids in enc["input_ids"]]
+
+    def state(self) -> dict:
+        return {"columns": self.columns, "max_length": self.max_length}
+
+
+class ImageProcessor:
+    """Resolve image cells to paths and hold the encoder's preprocessing config."""
+
+    def __init__(self, columns: list[str], size: int, mean: list[float], std: list[float],
+                 interpolation: str = "bicubic", crop_pct: float = 1.0, separator: str = ";"):
+        self.columns = list(columns)
+        self.size = int(size)
+        self.mean = [float(m) for m in mean]
+        self.std = [float(s) for s in std]
+        self.interpolation = interpolation
+        self.crop_pct = float(crop_pct)
+        self.separator = separator
+
+    def transform(self, df: pd.DataFrame, base_dir: Optional[str]) -> list[list[Optional[str]]]:
+        """Per row, per image column: an existing file path, or None for an empty cell."""
+        out: list[list[Optional[str]]] = []
+        cols = [df[c].tolist() for c in self.columns]
+        for i, cells in enumerate(zip(*cols)):
+            row = []
+            for col, cell in zip(self.columns, cells):
+                path = resolve_image_path(cell, base_dir, self.separator)
+                if path is not None and not os.path.isfile(path):
+                    what = "is a directory" if os.path.isdir(path) else "does not exist"
+                    raise DataError(
+                        f"Image in row {df.index[i]!r}, column '{col}': '{path}' {what}. "
+                        f"Fix the path (relative paths resolve against {base_dir or os.getcwd()!r}) "
+                        f"or leave the cell empty to mark the image as missing."
+                    )
+                row.append(path)
+            out.append(row)
+        return out
+
+    def build_transform(self):
+        """torchvision eval transform: resize the short side, centre crop, normalise."""
+        from torchvision import transforms as T
+
+        interp = {"bilinear": T.InterpolationMode.BILINEAR, "bicubic": T.InterpolationMode.BICUBIC,
+                  "nearest": T.InterpolationMode.NEAREST}.get(self.interpolation, T.InterpolationMode.BICUBIC)
+        resize = int(round(self.size / self.crop_pct)) if self.crop_pct > 0 else self.size
+        return T.Compose([
+            T.Resize(resize, interpolation=interp),
+            T.CenterCrop(self.size),
+            T.ToTensor(),
+            T.Normalize(self.mean, self.std),
+        ])
+
+    def state(self) -> dict:
+        return {"columns": self.columns, "size": self.size, "mean": self.mean, "std": self.std,
+                "interpolation": self.interpolation, "crop_pct": self.crop_pct, "separator": self.separator}
+
+
+class LabelProcessor:
+    """Classes <-> indices for classification; standardisation for regression."""
+
+    def __init__(self, problem_type: str, classes: Optional[list] = None,
+                 mean: float = 0.0, std: float = 1.0):
+        self.problem_type = problem_type
+        self.classes = list(classes or [])
+        self.mean = float(mean)
+        self.std = float(std)
+
+    def fit(self, y: pd.Series) -> "LabelProcessor":
+        if self.problem_type == "regression":
+            arr = pd.to_numeric(y, errors="coerce").to_numpy(dtype=np.float64)
+            self.mean = float(np.nanmean(arr))
+            std = float(np.nanstd(arr))
+            self.std = std if std > 1e-12 else 1.0
+        return self
+
+    def transform(self, y: pd.Series, column: str) -> np.ndarray:
+        if self.problem_type == "regression":
+            arr = pd.to_numeric(y, errors="coerce").to_numpy(dtype=np.float64)
+            if not np.isfinite(arr).all():
+                raise SchemaError(f"Label column '{column}' has missing or non-numeric values; drop those rows.")
+            return ((arr - self.mean) / self.std).astype(np.float32)
+        index = {c: i for i, c in enumerate(self.classes)}
+        keys = [c.item() if hasattr(c, "item") else c for c in y.tolist()]
+        unknown = sorted({str(k) for k in keys if k not in index})
+        if unknown:
+            raise SchemaError(
+                f"Label column '{column}' has values not seen in training: {unknown[:10]}. "
+                f"Known classes: {[str(c) for c in self.classes][:20]}."
+            )
+        return np.asarray([index[k] for k in keys], dtype=np.int64)
+
+    def inverse(self, values: np.ndarray) -> np.ndarray:
+        """Standardised regression outputs back to the label's scale."""
+        return values * self.std + self.mean
+
+    def state(self) -> dict:
+        return {"problem_type": self.problem_type, "classes": self.classes, "mean": self.mean, "std": self.std}

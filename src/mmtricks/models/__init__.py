@@ -1,0 +1,1 @@
+"""Encoders (one per modality), fusions and heads, assembled by :mod:`mmtricks.models.net`."""

@@ -1,0 +1,109 @@
+"""Hugging Face transformer text encoder (zoo name, hub id or local folder), CLS or mean pooled."""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import nn
+
+from ..registry import ENCODERS
+from .base import Encoder
+
+# Small random transformer for tests: the backbone's tokenizer, a tiny body.
+TINY_OVERRIDES = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+
+
+def load_tokenizer(path: str, trust_remote_code: bool = False):
+    from transformers import AutoTokenizer
+
+    from ...errors import BackboneError
+
+    try:
+        return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as exc:
+        raise BackboneError(
+            f"Could not load the tokenizer of text backbone '{path}': {exc}. "
+            f"Offline, use 'minilm-l6' or a local folder."
+        ) from exc
+
+
+@ENCODERS.register("hf_text")
+class HFTextEncoder(Encoder):
+    modality = "text"
+
+    def __init__(self, backbone: str = "minilm-l6", pretrained: bool = True, pooling: str = "mean",
+                 tiny: bool = False, trust_remote_code: bool = False, hf_config: Optional[dict] = None,
+                 **_: object):
+        super().__init__()
+        from transformers import AutoConfig, AutoModel
+
+        from ...errors import BackboneError
+        from ...zoo import resolve_text_backbone
+
+        self.pooling = pooling
+        self.backbone_name = backbone
+        self.trust_remote_code = trust_remote_code
+        if hf_config is not None:  # rebuilding a saved model: architecture from JSON, weights loaded later
+            cfg = dict(hf_config)
+            config = AutoConfig.for_model(cfg.pop("model_type"), **cfg)
+            self.model = AutoModel.from_config(config, trust_remote_code=trust_remote_code)
+            self.path = None
+        else:
+            self.path = resolve_text_backbone(backbone)
+            try:
+                if pretrained and not tiny:
+                    self.model = AutoModel.from_pretrained(self.path, trust_remote_code=trust_remote_code)
+                else:
+                    config = AutoConfig.from_pretrained(self.path, trust_remote_code=trust_remote_code)
+                    if tiny:
+                        for key, value in TINY_OVERRIDES.items():
+                            setattr(config, key, value)
+                    self.model = AutoModel.from_config(config, trust_remote_code=trust_remote_code)
+            except (OSError, ValueError) as exc:
+                raise BackboneError(
+                    f"Could not load text backbone '{backbone}': {exc}. "
+                    f"Offline, use 'minilm-l6' or a local folder with config.json and weights."
+                ) from exc
+        self.pretrained_backbone = bool(pretrained and not tiny)
+        self.out_dim = int(self.model.config.hidden_size)
+
+    def tokenizer(self):
+        """The backbone's own tokenizer (processors are built from it)."""
+        return load_tokenizer(self.path, self.trust_remote_code)
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        ids, mask = batch["text_ids"], batch["text_mask"]
+        hidden = self.model(input_ids=ids, attention_mask=mask).last_hidden_state  # (B, L, H)
+        if self.pooling == "cls":
+            pooled = hidden[:, 0]
+        else:
+            m = mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)
+        return pooled.unsqueeze(1)  # (B, 1, H)
+
+    def depth_groups(self) -> list[list[nn.Parameter]]:
+        """Transformer blocks from the last to the first, then the embeddings."""
+        blocks = max((m for m in self.model.modules() if isinstance(m, nn.ModuleList)), key=len, default=None)
+        block_of = {}
+        if blocks is not None:
+            for i, block in enumerate(blocks):
+                for p in block.parameters():
+                    block_of[id(p)] = i
+        n = len(blocks) if blocks is not None else 0
+        groups: list[list[nn.Parameter]] = [[] for _ in range(n + 1)]
+        head_side: list[nn.Parameter] = []
+        for name, p in self.model.named_parameters():
+            if id(p) in block_of:
+                groups[n - 1 - block_of[id(p)]].append(p)
+            elif "embed" in name:
+                groups[n].append(p)
+            else:
+                head_side.append(p)  # pooler / final norm: next to the head
+        if groups and head_side:
+            groups[0] = head_side + groups[0]
+        return [g for g in groups if g]
+
+    def spec(self) -> dict:
+        config = self.model.config.to_dict()
+        return dict(backbone=self.backbone_name, pooling=self.pooling, hf_config=config,
+                    trust_remote_code=self.trust_remote_code)

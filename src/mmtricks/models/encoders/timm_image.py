@@ -1,0 +1,63 @@
+"""timm image encoder: pooled features before the classifier, one token per image column."""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import nn
+
+from ..registry import ENCODERS
+from .base import Encoder
+
+
+@ENCODERS.register("timm_image")
+class TimmImageEncoder(Encoder):
+    modality = "image"
+
+    def __init__(self, backbone: str = "efficientnet-lite0", pretrained: bool = True,
+                 arch: Optional[str] = None, n_tokens: int = 1, **_: object):
+        super().__init__()
+        from ...zoo import create_image_backbone
+
+        self.backbone_name = backbone
+        self.n_tokens = int(n_tokens)  # one token per image column
+        if arch is not None:  # rebuilding a saved model: weights are loaded afterwards
+            import timm
+
+            self.model = timm.create_model(arch, pretrained=False, num_classes=0)
+        else:
+            self.model = create_image_backbone(backbone, pretrained=pretrained)
+        self.arch = arch or self.model.pretrained_cfg.get("architecture") or backbone
+        self.pretrained_backbone = bool(pretrained)
+        self.out_dim = int(self.model.num_features)
+
+    def input_config(self) -> dict:
+        """Preprocessing the backbone expects: size, mean, std, interpolation, crop_pct."""
+        from ...zoo import image_data_config
+
+        cfg = image_data_config(self.model)
+        return dict(size=int(cfg["input_size"][-1]), mean=list(cfg["mean"]), std=list(cfg["std"]),
+                    interpolation=str(cfg.get("interpolation", "bicubic")),
+                    crop_pct=float(cfg.get("crop_pct", 1.0)))
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        images = batch["image"]  # (B, n_columns, 3, H, W)
+        b, n = images.shape[:2]
+        feats = self.model(images.flatten(0, 1))  # (B * n, D)
+        return feats.view(b, n, -1)  # (B, n, D)
+
+    def depth_groups(self) -> list[list[nn.Parameter]]:
+        """timm's own layer grouping (stem .. head), reversed so the head side comes first."""
+        from timm.models import group_parameters
+
+        try:
+            matcher = self.model.group_matcher(coarse=False)
+        except (AttributeError, NotImplementedError):
+            return super().depth_groups()
+        by_group = group_parameters(self.model, matcher)
+        params = dict(self.model.named_parameters())
+        ordered = [by_group[k] for k in sorted(by_group)]
+        return [[params[n] for n in names if n in params] for names in reversed(ordered)]
+
+    def spec(self) -> dict:
+        return dict(backbone=self.backbone_name, arch=self.arch, n_tokens=self.n_tokens)

@@ -1,0 +1,1 @@
+"""Fusion modules: per-modality tokens in, one fused vector (B, out_dim) out."""

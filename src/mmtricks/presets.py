@@ -1,0 +1,66 @@
+"""Named presets: dotted-override dicts applied on top of the dataclass defaults.
+
+A preset may name a ``base`` preset it extends. Each trick issue adds presets here, so
+the benchmark harness can run any of them by name.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import ConfigError, one_of
+
+# The basic tricks all off (SPEC section 3, "Baseline").
+_BASELINE = {
+    "optim.soup": "best",
+    "optim.grad_clip": None,
+    "optim.warmup_fraction": 0.0,
+    "optim.schedule": "constant",
+    "optim.layer_decay": 1.0,
+}
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # Baseline+ with the offline zoo backbones: all four basic tricks on.
+    "baseline_plus": {},
+    "default": {"base": "baseline_plus"},
+    "baseline": dict(_BASELINE),
+    # One basic trick at a time on top of Baseline (the paper's ablation).
+    "baseline+greedy_soup": {"base": "baseline", "optim.soup": "greedy"},
+    "baseline+grad_clip": {"base": "baseline", "optim.grad_clip": 1.0},
+    "baseline+warmup": {"base": "baseline", "optim.warmup_fraction": 0.1, "optim.schedule": "cosine"},
+    "baseline+layer_decay": {"base": "baseline", "optim.layer_decay": 0.9},
+    # Small random encoders: for tests and smoke runs, no pretrained weights at all.
+    "tiny": {
+        "text.pretrained": False,
+        "text.tiny": True,
+        "image.backbone": "test_efficientnet",
+        "image.pretrained": False,
+        "data.image_size": 32,
+        "data.text_max_length": 32,
+        "tabular.token_dim": 16,
+        "tabular.n_blocks": 1,
+        "tabular.n_heads": 2,
+        "fusion.adapter_dim": 16,
+        "fusion.hidden": 16,
+        "optim.lr": 3e-3,
+        "optim.batch_size": 16,
+        "optim.micro_batch_size": 16,
+        "optim.max_epochs": 2,
+        "optim.top_k": 2,
+        "env.eval_batch_size": 32,
+    },
+}
+
+
+def list_presets() -> list[str]:
+    return sorted(PRESETS)
+
+
+def preset_overrides(name: str) -> dict[str, Any]:
+    """The flat dotted dict of preset ``name``, its bases applied first."""
+    if name not in PRESETS:
+        raise ConfigError(one_of("preset", name, PRESETS))
+    spec = dict(PRESETS[name])
+    base = spec.pop("base", None)
+    out = preset_overrides(base) if base else {}
+    out.update(spec)
+    return out

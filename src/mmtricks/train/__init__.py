@@ -1,0 +1,1 @@
+"""Training: the Fabric loop, checkpoints, greedy soup, metrics and the training tricks."""

@@ -1,0 +1,211 @@
+"""The training loop, in Lightning Fabric's vocabulary.
+
+One function, :func:`train`: AdamW with layer-wise lr groups, gradient accumulation to
+the effective batch, warmup + cosine schedule, global-norm clipping, validation a few
+times per epoch, early stopping, top-k checkpoints on disk, a time limit that still
+leaves room for the soup, and the soup at the end. The same code runs on CPU, one GPU
+or several (Fabric strategies).
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+
+from ..config import MMConfig
+from .checkpoint import TopKCheckpoints
+from .metrics import Metric
+from .soup import make_soup
+from .tricks.layer_decay import param_groups
+from .tricks.schedule import WarmupCosine
+
+
+@dataclass
+class FitResult:
+    state: dict  # final weights on CPU
+    val_score: float
+    soup: dict
+    stopped: str  # 'max_epochs', 'early_stopping' or 'time_limit'
+    steps: int
+    epochs: float
+    seconds: float
+    history: list = field(default_factory=list)  # one dict per validation
+
+
+def make_fabric(env):
+    """A Fabric for the configured accelerator; mixed precision by default on GPUs."""
+    from lightning_fabric import Fabric
+
+    precision = env.precision
+    if precision == "auto":
+        if torch.cuda.is_available() and env.accelerator in ("auto", "cuda", "gpu"):
+            precision = "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+        else:
+            precision = "32-true"
+    devices = env.devices
+    if devices != "auto":
+        devices = [int(d) for d in devices.split(",")] if "," in devices else int(devices)
+    return Fabric(accelerator=env.accelerator, devices=devices, strategy=env.strategy, precision=precision)
+
+
+def loss_fn(problem_type: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    if problem_type == "regression":
+        return lambda logits, y: torch.nn.functional.mse_loss(logits[:, 0].float(), y.float())
+    return lambda logits, y: torch.nn.functional.cross_entropy(logits.float(), y)
+
+
+@torch.no_grad()
+def predict_outputs(model, loader, problem_type: str, fabric=None) -> np.ndarray:
+    """Probabilities (n, C) for classification, standardised values (n,) for regression."""
+    model.eval()
+    outs = []
+    for batch in loader:
+        if fabric is None:
+            device = next(model.parameters()).device
+            batch = {k: v.to(device) for k, v in batch.items()}
+        logits = model(batch)["logits"].float()
+        outs.append(logits[:, 0] if problem_type == "regression" else logits.softmax(-1))
+    return torch.cat(outs).cpu().numpy()
+
+
+def train(net, train_loader, val_loader, val_labels: np.ndarray, *, cfg: MMConfig, problem_type: str,
+          metric: Metric, run_dir: str, deadline: Optional[float] = None, seed: int = 0,
+          quiet: bool = False, log: Callable[[str], None] = print) -> FitResult:
+    """Train ``net`` and return the soup of its best checkpoints.
+
+    Args:
+        train_loader, val_loader: DataLoaders of micro batches (Fabric sets them up).
+        val_labels: validation targets in the encoding the metric expects.
+        deadline: ``time.time()`` by which training, validation and soup must be done.
+    """
+    from tqdm.auto import tqdm
+
+    o = cfg.optim
+    start = time.time()
+    fabric = make_fabric(cfg.env)
+    fabric.seed_everything(seed, verbose=False)
+    optimizer = torch.optim.AdamW(
+        param_groups(net, o.lr, o.weight_decay, o.layer_decay, o.head_lr_mult), lr=o.lr
+    )
+    model, optimizer = fabric.setup(net, optimizer)
+    train_loader = fabric.setup_dataloaders(train_loader)
+    val_loader = fabric.setup_dataloaders(val_loader, use_distributed_sampler=False)
+
+    accumulate = max(1, round(o.batch_size / (o.micro_batch_size * fabric.world_size)))
+    n_batches = len(train_loader)
+    steps_per_epoch = max(1, math.ceil(n_batches / accumulate))
+    planned = steps_per_epoch * o.max_epochs
+    schedule = WarmupCosine(planned, o.warmup_fraction, o.schedule)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    val_points = {math.ceil(steps_per_epoch * j / o.val_checks_per_epoch) for j in range(1, o.val_checks_per_epoch + 1)}
+    criterion = loss_fn(problem_type)
+    ckpts = TopKCheckpoints(os.path.join(run_dir, "checkpoints"), o.top_k, metric.greater_is_better)
+
+    def validate() -> float:
+        scores = predict_outputs(model, val_loader, problem_type, fabric)
+        model.train()
+        return metric.fn(val_labels, scores)
+
+    step, best, bad_checks, stopped = 0, metric.worst(), 0, "max_epochs"
+    history: list[dict] = []
+    t_step: Optional[float] = None  # seconds per optimizer step (moving average)
+    t_val: Optional[float] = None  # seconds per validation
+    running_loss: Optional[float] = None
+
+    def reserve() -> float:
+        """Time kept for a last validation and the soup's evaluations."""
+        val = t_val if t_val is not None else (t_step or 0.0) * len(val_loader) / max(1, 3 * accumulate)
+        return val * (o.top_k + 1) + 2.0
+
+    def replan() -> None:
+        """Shorten the schedule's horizon to the steps the time limit leaves room for."""
+        if deadline is None or t_step is None:
+            return
+        per_step = t_step + (t_val or 0.0) * len(val_points) / steps_per_epoch
+        affordable = step + max(0.0, deadline - time.time() - reserve()) / per_step
+        schedule.set_horizon(min(planned, int(affordable)))
+
+    bar = tqdm(total=planned, desc="train", unit="step", disable=quiet or not fabric.is_global_zero,
+               dynamic_ncols=True, leave=False)
+    model.train()
+    done = False
+    for epoch in range(o.max_epochs):
+        step_in_epoch = 0
+        t0 = time.time()
+        for i, batch in enumerate(train_loader):
+            last_of_step = (i + 1) % accumulate == 0 or i + 1 == n_batches
+            with fabric.no_backward_sync(model, enabled=not last_of_step):
+                loss = criterion(model(batch)["logits"], batch["label"])
+                fabric.backward(loss / accumulate)
+            running_loss = loss.item() if running_loss is None else 0.9 * running_loss + 0.1 * loss.item()
+            if not last_of_step:
+                continue
+            if o.grad_clip is not None:
+                fabric.clip_gradients(model, optimizer, max_norm=o.grad_clip)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            scheduler.step()
+            step += 1
+            step_in_epoch += 1
+            dt = time.time() - t0
+            t_step = dt if t_step is None else 0.8 * t_step + 0.2 * dt
+            if step == 3:
+                replan()
+            bar.update(1)
+            bar.set_postfix(loss=f"{running_loss:.4f}", val=f"{best:.4f}" if history else "-")
+            out_of_time = deadline is not None and time.time() + t_step + reserve() > deadline
+            if step_in_epoch in val_points or out_of_time or step >= schedule.total_steps:
+                tv = time.time()
+                score = validate()
+                t_val = time.time() - tv
+                if not np.isfinite(score):
+                    score = metric.worst()
+                improved = metric.better(score, best)
+                best = score if improved else best
+                bad_checks = 0 if improved else bad_checks + 1
+                ckpts.offer(model, score, step)
+                history.append({"step": step, "epoch": round(step / steps_per_epoch, 3), "val_score": score,
+                                "loss": running_loss, "lr": scheduler.get_last_lr()[0],
+                                "seconds": round(time.time() - start, 2)})
+                replan()
+                if out_of_time:
+                    stopped, done = "time_limit", True
+                elif bad_checks >= o.patience:
+                    stopped, done = "early_stopping", True
+                elif step >= schedule.total_steps and schedule.total_steps < planned:
+                    stopped, done = "time_limit", True
+            if done:
+                break
+            t0 = time.time()
+        if done:
+            break
+    bar.close()
+    if not ckpts.records:  # the time limit hit before the first validation
+        ckpts.offer(model, validate(), step)
+        stopped = "time_limit"
+
+    raw = getattr(model, "module", model)
+
+    def evaluate_state(state: dict) -> float:
+        raw.load_state_dict(state)
+        return validate()
+
+    state, soup_info = make_soup(ckpts.ranked(), o.soup, evaluate_state, metric.better)
+    raw.load_state_dict(state)
+    if stopped == "time_limit" and schedule.total_steps > step:
+        log(f"Time limit reached at step {step} of {schedule.total_steps}: the learning rate did not finish annealing.")
+    return FitResult(
+        state={k: v.detach().cpu() for k, v in raw.state_dict().items()},
+        val_score=float(soup_info["score"]),
+        soup=soup_info,
+        stopped=stopped,
+        steps=step,
+        epochs=round(step / steps_per_epoch, 3),
+        seconds=round(time.time() - start, 2),
+        history=history,
+    )

@@ -1,0 +1,1 @@
+"""Training tricks, each a small module with its own config keys and tests."""
