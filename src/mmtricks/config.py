@@ -75,7 +75,7 @@ class OptimConfig:
     """Optimisation and the basic tricks (SPEC section 3, 'Basic')."""
 
     lr: float = 1e-4
-    head_lr_mult: float = 1.0  # lr multiplier of the parts trained from scratch (tabular, fusion, head)
+    head_lr_mult: float = 10.0  # lr multiplier of the parts trained from scratch (tabular, fusion, head)
     weight_decay: float = 1e-3
     batch_size: int = 128  # effective batch; accumulation makes it from micro batches
     micro_batch_size: int = 32
@@ -193,7 +193,7 @@ def apply_overrides(cfg: MMConfig, overrides: Mapping[str, Any]) -> MMConfig:
         if key not in valid:
             raise ConfigError(
                 f"Unknown config key '{key}'.{did_you_mean(key, valid)} "
-                f"Valid keys: 'mmtricks fit --help-config' lists them all."
+                f"'mmtricks config' lists every key."
             )
         section = getattr(cfg, parts[0])
         hints = typing.get_type_hints(type(section))

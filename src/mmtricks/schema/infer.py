@@ -101,8 +101,9 @@ def infer_problem_type(label: pd.Series) -> str:
     n_unique = y.nunique()
     if n_unique == 2:
         return "binary"
-    is_int = pd.api.types.is_integer_dtype(y) or bool(np.all(np.mod(y.to_numpy(dtype=float), 1) == 0))
-    if is_int and n_unique <= 20 and n_unique / max(len(y), 1) < 0.5:
+    # Integer labels with few values are classes; a float column is a quantity, even
+    # when its values happen to be whole (ratings stored as 1.0 .. 5.0).
+    if pd.api.types.is_integer_dtype(y) and n_unique <= 20 and n_unique / max(len(y), 1) < 0.5:
         return "multiclass"
     return "regression"
 

@@ -21,6 +21,7 @@ from ..config import MMConfig
 from .checkpoint import TopKCheckpoints
 from .metrics import Metric
 from .soup import make_soup
+from .tricks.grad_clip import clip_gradients
 from .tricks.layer_decay import param_groups
 from .tricks.schedule import WarmupCosine
 
@@ -145,8 +146,7 @@ def train(net, train_loader, val_loader, val_labels: np.ndarray, *, cfg: MMConfi
             running_loss = loss.item() if running_loss is None else 0.9 * running_loss + 0.1 * loss.item()
             if not last_of_step:
                 continue
-            if o.grad_clip is not None:
-                fabric.clip_gradients(model, optimizer, max_norm=o.grad_clip)
+            clip_gradients(fabric, model, optimizer, o.grad_clip)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             scheduler.step()

@@ -1,0 +1,137 @@
+"""Command line: ``mmtricks fit|predict|evaluate|demo|config|presets``.
+
+Only argparse is imported at start-up so ``mmtricks --help`` answers at once.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Optional, Sequence
+
+from . import __version__
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mmtricks", description="Multimodal AutoML for image, text and tabular data.")
+    p.add_argument("--version", action="version", version=f"mmtricks {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    fit = sub.add_parser("fit", help="train a predictor on a table and save it")
+    fit.add_argument("--train", required=True, help="training table (CSV or Parquet)")
+    fit.add_argument("--label", required=True, help="label column")
+    fit.add_argument("--tuning", help="validation table (default: held out from --train)")
+    fit.add_argument("--preset", default="default", help="named preset (mmtricks presets)")
+    fit.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="config override, e.g. --set optim.lr=3e-4 (repeatable; mmtricks config lists keys)")
+    fit.add_argument("--time-limit", type=float, help="seconds for the whole fit")
+    fit.add_argument("--problem-type", choices=["binary", "multiclass", "regression"])
+    fit.add_argument("--eval-metric")
+    fit.add_argument("--column-type", action="append", default=[], metavar="COLUMN=KIND",
+                     help="override a column's kind: numerical, categorical, text, image or ignore")
+    fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument("--out", required=True, help="folder to save the model in")
+    fit.add_argument("--test", help="optional labelled table to score after fitting")
+    fit.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    pred = sub.add_parser("predict", help="predict with a saved model")
+    pred.add_argument("--model", required=True)
+    pred.add_argument("--data", required=True)
+    pred.add_argument("--out", required=True, help="CSV file for the predictions")
+    pred.add_argument("--proba", action="store_true", help="also write class probabilities")
+
+    ev = sub.add_parser("evaluate", help="score a saved model on a labelled table (JSON on stdout)")
+    ev.add_argument("--model", required=True)
+    ev.add_argument("--data", required=True)
+
+    demo = sub.add_parser("demo", help="train on the shipped emoji data set (offline, a few minutes)")
+    demo.add_argument("--out", default="mmtricks-demo-model")
+    demo.add_argument("--time-limit", type=float, default=240)
+    demo.add_argument("--preset", default="default")
+    demo.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+
+    cfg = sub.add_parser("config", help="print the resolved config of a preset (every valid key)")
+    cfg.add_argument("--preset", default="default")
+    cfg.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+
+    sub.add_parser("presets", help="list the named presets")
+    return p
+
+
+def _pairs(items: Sequence[str], what: str) -> dict:
+    from .errors import ConfigError
+
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"{what} must look like NAME=VALUE. Got {item!r}.")
+        k, v = item.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "fit":
+        from .config import parse_overrides
+        from .predictor import MultimodalPredictor
+
+        predictor = MultimodalPredictor(
+            label=args.label, problem_type=args.problem_type, eval_metric=args.eval_metric, preset=args.preset,
+            overrides=parse_overrides(args.overrides), time_limit=args.time_limit, seed=args.seed,
+            column_types=_pairs(args.column_type, "--column-type") or None, verbosity=1 if args.quiet else 2,
+        )
+        predictor.fit(args.train, tuning_data=args.tuning)
+        path = predictor.save(args.out)
+        print(f"model saved to {path}")
+        if args.test:
+            print(json.dumps(predictor.evaluate(args.test), indent=2))
+    elif args.command == "predict":
+        from .predictor import MultimodalPredictor
+
+        predictor = MultimodalPredictor.load(args.model)
+        out = predictor.predict(args.data).to_frame()
+        if args.proba and predictor.schema_.problem_type != "regression":
+            proba = predictor.predict_proba(args.data)
+            out = out.join(proba.add_prefix("proba_"))
+        out.to_csv(args.out, index=False)
+        print(f"{len(out)} predictions written to {args.out}", file=sys.stderr)
+    elif args.command == "evaluate":
+        from .predictor import MultimodalPredictor
+
+        predictor = MultimodalPredictor.load(args.model, verbosity=0)
+        print(json.dumps(predictor.evaluate(args.data), indent=2))
+    elif args.command == "demo":
+        from .config import parse_overrides
+        from .demo import run_demo
+
+        run_demo(args.out, args.time_limit, args.preset, parse_overrides(args.overrides))
+    elif args.command == "config":
+        from .config import resolve
+
+        print(resolve(args.preset, args.overrides).to_json())
+    elif args.command == "presets":
+        from .presets import list_presets
+
+        print("\n".join(list_presets()))
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    from .errors import MMTricksError
+
+    args = _parser().parse_args(argv)
+    if args.command is None:
+        _parser().print_help()
+        return 2
+    try:
+        return _run(args)
+    except MMTricksError as exc:
+        print(f"mmtricks: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("mmtricks: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""Real fits with tiny random encoders on CPU: every problem type and modality mix."""
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mmtricks import MultimodalPredictor
+from mmtricks.errors import DataError, NotFittedError, SchemaError
+
+from conftest import TINY, make_table
+
+
+def fit(folder, kinds, problem_type="multiclass", n=72, **kwargs):
+    df = make_table(folder, n=n, kinds=kinds, problem_type=problem_type)
+    p = MultimodalPredictor(label="y", preset="tiny", overrides=TINY, verbosity=0, **kwargs)
+    return p.fit(df, base_dir=folder), df
+
+
+@pytest.mark.parametrize("problem_type", ["binary", "multiclass", "regression"])
+def test_each_problem_type(table_dir, problem_type):
+    p, df = fit(table_dir, ("numerical", "categorical"), problem_type, n=120)
+    assert p.schema_.problem_type == problem_type
+    pred = p.predict(df)
+    assert len(pred) == len(df) and pred.index.equals(df.index)
+    scores = p.evaluate(df)
+    first = next(iter(scores))
+    assert first == {"binary": "roc_auc", "multiclass": "accuracy", "regression": "r2"}[problem_type]
+    # The signal is strong: a fitted model must beat chance clearly on its own training rows.
+    assert scores[first] > {"binary": 0.8, "multiclass": 0.6, "regression": 0.5}[problem_type]
+    if problem_type == "regression":
+        assert pred.dtype.kind == "f" and abs(pred.mean() - df["y"].mean()) < 1.0
+    else:
+        proba = p.predict_proba(df)
+        assert list(proba.columns) == p.schema_.classes
+        np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-5)
+        assert set(pred) <= set(df["y"])
+
+
+@pytest.mark.parametrize("kinds", [
+    ("numerical", "image"),
+    ("categorical", "text"),
+    ("text", "image"),
+    ("numerical", "categorical", "text", "image"),
+])
+def test_modality_mixes(table_dir, kinds):
+    p, df = fit(table_dir, kinds)
+    expected = (["tabular"] if {"numerical", "categorical"} & set(kinds) else []) + \
+        [m for m in ("text", "image") if m in kinds]
+    assert p.schema_.modalities == expected
+    assert sorted(p.model_.encoders) == sorted(expected)
+    emb = p.extract_embedding(df)
+    assert emb.shape == (len(df), p.config_.fusion.hidden) and np.isfinite(emb).all()
+    assert p.leaderboard().loc[0, "val_score"] == pytest.approx(p.fit_info_["val_score"])
+
+
+def test_save_load_gives_identical_predictions(table_dir, tmp_path):
+    p, df = fit(table_dir, ("numerical", "categorical", "text", "image"))
+    path = p.save(tmp_path / "model")
+    files = sorted(os.listdir(path))
+    assert "weights.safetensors" in files and "tokenizer" in files
+    assert not [f for f in files if f.endswith((".pkl", ".pt", ".pth", ".bin"))]
+    q = MultimodalPredictor.load(path)
+    pd.testing.assert_frame_equal(p.predict_proba(df), q.predict_proba(df))
+    assert (p.predict(df) == q.predict(df)).all()
+    assert q.evaluate(df) == p.evaluate(df)
+
+
+def test_missing_training_column_is_named(table_dir):
+    p, df = fit(table_dir, ("numerical", "categorical"))
+    with pytest.raises(SchemaError, match="cat_a"):
+        p.predict(df.drop(columns=["cat_a"]))
+
+
+def test_image_path_that_does_not_exist(table_dir):
+    p, df = fit(table_dir, ("numerical", "image"))
+    bad = df.copy()
+    bad.loc[5, "img"] = os.path.join(table_dir, "images", "nope.png")
+    with pytest.raises(DataError, match=r"row 5, column 'img'.*nope\.png.*does not exist"):
+        p.predict(bad)
+
+
+def test_not_fitted():
+    with pytest.raises(NotFittedError):
+        MultimodalPredictor(label="y").predict(pd.DataFrame({"a": [1]}))
+
+
+def test_csv_path_resolves_images_relative_to_the_file(table_dir):
+    df = make_table(table_dir, n=48, kinds=("numerical", "image"), relative=True)
+    csv = os.path.join(table_dir, "train.csv")
+    df.to_csv(csv, index=False)
+    p = MultimodalPredictor(label="y", preset="tiny", overrides={"optim.max_epochs": 1}, verbosity=0).fit(csv)
+    assert len(p.predict(csv)) == 48
+
+
+def test_time_limit_is_honoured(table_dir):
+    df = make_table(table_dir, n=96, kinds=("numerical", "categorical", "text"))
+    p = MultimodalPredictor(label="y", preset="tiny", overrides={"optim.max_epochs": 1000, "optim.patience": 10**6}, time_limit=6,
+                            verbosity=0).fit(df)
+    assert p.fit_info_["stopped"] == "time_limit"
+    assert p.fit_info_["fit_seconds"] < 6 * 2  # generous: a loaded CI machine is slow
+    assert len(p.predict(df)) == len(df)
