@@ -1,6 +1,8 @@
 """Tests of the offline model zoo (mmtricks.zoo)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
