@@ -55,6 +55,10 @@ def _parser() -> argparse.ArgumentParser:
     cfg.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
 
     sub.add_parser("presets", help="list the named presets")
+
+    from .bench.cli import add_parser as add_bench_parser  # argparse only; heavy imports stay lazy
+
+    add_bench_parser(sub)
     return p
 
 
@@ -109,6 +113,10 @@ def _run(args: argparse.Namespace) -> int:
         from .config import resolve
 
         print(resolve(args.preset, args.overrides).to_json())
+    elif args.command == "bench":
+        from .bench.cli import run as run_bench
+
+        return run_bench(args)
     elif args.command == "presets":
         from .presets import list_presets
 

@@ -173,6 +173,9 @@ def train(net, train_loader, val_loader, val_labels: np.ndarray, *, cfg: MMConfi
                                 "loss": running_loss, "lr": scheduler.get_last_lr()[0],
                                 "seconds": round(time.time() - start, 2)})
                 replan()
+                say = bar.write if not bar.disable else log
+                say(f"step {step} (epoch {step / steps_per_epoch:.2f}): val {metric.name} {score:.4f}"
+                    f"{' *' if improved else ''}, train loss {running_loss:.4f}, {time.time() - start:.0f}s")
                 if out_of_time:
                     stopped, done = "time_limit", True
                 elif bad_checks >= o.patience:

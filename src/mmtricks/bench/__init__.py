@@ -1,0 +1,1 @@
+"""Benchmark harness: data set folders, runs (mmtricks presets and peers), resume, report."""
