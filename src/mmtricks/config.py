@@ -26,6 +26,8 @@ class DataConfig:
     categorical_max_levels: int = 2000  # rarer levels fall into the unknown bucket
     valid_fraction: typing.Optional[float] = None  # None: SPEC rule from the row count
     max_train_rows: typing.Optional[int] = None  # subsample train (stratified) when set
+    allow_missing_images: bool = False  # an image file that does not exist counts as a missing image
+    modality_dropout: float = 0.0  # training only: each column of a row dropped with this probability
 
 
 @dataclass
@@ -39,6 +41,7 @@ class TabularConfig:
     attention_dropout: float = 0.2
     ffn_dropout: float = 0.1
     mlp_hidden: int = 128  # width of the 'mlp' tabular encoder
+    learnable_missing: bool = False  # a trainable token per numerical feature stands in for a missing value
 
 
 @dataclass
@@ -50,6 +53,7 @@ class TextConfig:
     pooling: str = "mean"  # 'mean' or 'cls'
     tiny: bool = False  # small random transformer of the backbone's tokenizer (tests)
     trust_remote_code: bool = False
+    learnable_missing: bool = False  # a trainable vector stands in for a row without any text
 
 
 @dataclass
@@ -58,6 +62,7 @@ class ImageConfig:
 
     backbone: str = "efficientnet-lite0"  # zoo name, timm name, 'timmname@file' or folder
     pretrained: bool = True
+    learnable_missing: bool = False  # a trainable vector stands in for a missing image
 
 
 @dataclass
@@ -248,6 +253,7 @@ def _check_choices(cfg: MMConfig) -> None:
         "optim.layer_decay": 0.0 < cfg.optim.layer_decay <= 1.0,
         "optim.val_checks_per_epoch": cfg.optim.val_checks_per_epoch >= 1,
         "data.text_max_length": cfg.data.text_max_length >= 8,
+        "data.modality_dropout": 0.0 <= cfg.data.modality_dropout < 1.0,
     }
     for key, ok in ranges.items():
         if not ok:

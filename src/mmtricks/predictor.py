@@ -95,7 +95,10 @@ class MultimodalPredictor:
         from .data.dataset import TableDataset, make_loader
         from .train.loop import train
 
-        train_ds = self._dataset(pre, pre.encode(train_df, base, with_labels=True))
+        from .train.tricks.modality_dropout import ModalityDropout
+
+        hook = ModalityDropout(cfg.data.modality_dropout) if cfg.data.modality_dropout > 0 else None
+        train_ds = self._dataset(pre, pre.encode(train_df, base, with_labels=True), row_hook=hook)
         val_enc = pre.encode(val_df, val_base, with_labels=True)
         val_ds = self._dataset(pre, val_enc)
         e = cfg.env
@@ -139,7 +142,8 @@ class MultimodalPredictor:
                 image_config["size"], image_config["crop_pct"] = cfg.data.image_size, 1.0
         pre = Preprocessor.fit(train_df, schema, tokenizer=tokenizer, text_max_length=cfg.data.text_max_length,
                                image_config=image_config, image_separator=cfg.data.image_separator,
-                               categorical_max_levels=cfg.data.categorical_max_levels)
+                               categorical_max_levels=cfg.data.categorical_max_levels,
+                               allow_missing_images=cfg.data.allow_missing_images)
         tab = build_tabular_encoder(cfg, len(pre.num.columns), pre.cat.cardinalities)
         if tab is not None:
             encoders = {"tabular": tab, **encoders}
@@ -150,12 +154,12 @@ class MultimodalPredictor:
         return net, pre
 
     @staticmethod
-    def _dataset(pre, encoded):
+    def _dataset(pre, encoded, row_hook=None):
         from .data.dataset import TableDataset
 
         transform = pre.image.build_transform() if pre.image else None
         size = pre.image.size if pre.image else 0
-        return TableDataset(encoded, transform, size, pre.text.pad_id if pre.text else 0)
+        return TableDataset(encoded, transform, size, pre.text, row_hook)
 
     def _log(self, level: int, message: str) -> None:
         if self.verbosity >= level:

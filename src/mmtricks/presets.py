@@ -28,6 +28,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     "baseline+grad_clip": {"base": "baseline", "optim.grad_clip": 1.0},
     "baseline+warmup": {"base": "baseline", "optim.warmup_fraction": 0.1, "optim.schedule": "cosine"},
     "baseline+layer_decay": {"base": "baseline", "optim.layer_decay": 0.9},
+    # Missing modalities (SPEC section 3): default imputation is the baseline_plus preset.
+    "modality_dropout": {"base": "baseline_plus", "data.modality_dropout": 0.3},
+    "learnable_embed": {"base": "baseline_plus", "tabular.learnable_missing": True,
+                        "text.learnable_missing": True, "image.learnable_missing": True},
+    "modality_dropout_learnable": {"base": "learnable_embed", "data.modality_dropout": 0.3},
     # Small random encoders: for tests and smoke runs, no pretrained weights at all.
     "tiny": {
         "text.pretrained": False,

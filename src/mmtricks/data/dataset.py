@@ -23,30 +23,50 @@ def load_image(path: str):
 
 
 class TableDataset(Dataset):
-    """One item per row: a dict of tensors keyed by input name (see :func:`collate`)."""
+    """One item per row: a dict of tensors keyed by input name (see :func:`collate`).
+
+    Args:
+        row_hook: optional training-time transform of a row's raw pieces (numbers,
+            categories, text columns, image paths) before images are read, e.g.
+            modality dropout. Never set for prediction.
+    """
 
     def __init__(self, table: EncodedTable, image_transform: Optional[Callable] = None,
-                 image_size: int = 224, pad_id: int = 0):
+                 image_size: int = 224, text=None, row_hook: Optional[Callable[[dict], dict]] = None):
         self.table = table
         self.image_transform = image_transform
         self.image_size = image_size
-        self.pad_id = pad_id
+        self.text = text  # TextProcessor: joins the row's text columns into one sequence
+        self.row_hook = row_hook
 
     def __len__(self) -> int:
         return len(self.table)
 
-    def __getitem__(self, i: int) -> dict:
+    def raw_row(self, i: int) -> dict:
         t = self.table
-        item = {
-            "num": torch.from_numpy(t.num[i]),
-            "num_missing": torch.from_numpy(t.num_missing[i]),
-            "cat": torch.from_numpy(t.cat[i]),
+        return {
+            "num": t.num[i].copy(),
+            "num_missing": t.num_missing[i].copy(),
+            "cat": t.cat[i].copy(),
+            "text": [list(c) for c in t.text_ids[i]] if t.text_ids is not None else None,
+            "images": list(t.image_paths[i]) if t.image_paths is not None else None,
         }
-        if t.text_ids is not None:
-            item["text_ids"] = torch.tensor(t.text_ids[i], dtype=torch.long)
-        if t.image_paths is not None:
+
+    def __getitem__(self, i: int) -> dict:
+        row = self.raw_row(i)
+        if self.row_hook is not None:
+            row = self.row_hook(row)
+        item = {
+            "num": torch.from_numpy(row["num"]),
+            "num_missing": torch.from_numpy(row["num_missing"]),
+            "cat": torch.from_numpy(row["cat"]),
+        }
+        if row["text"] is not None:
+            item["text_ids"] = torch.tensor(self.text.join(row["text"]), dtype=torch.long)
+            item["text_missing"] = torch.tensor(not any(row["text"]))
+        if row["images"] is not None:
             images, missing = [], []
-            for path in t.image_paths[i]:
+            for path in row["images"]:
                 if path is None:
                     images.append(torch.zeros(3, self.image_size, self.image_size))
                     missing.append(True)
@@ -55,8 +75,8 @@ class TableDataset(Dataset):
                     missing.append(False)
             item["image"] = torch.stack(images)  # (n_image_columns, 3, H, W)
             item["image_missing"] = torch.tensor(missing)
-        if t.labels is not None:
-            item["label"] = torch.as_tensor(t.labels[i])
+        if self.table.labels is not None:
+            item["label"] = torch.as_tensor(self.table.labels[i])
         return item
 
     def collate(self, items: list[dict]) -> dict:
@@ -64,7 +84,7 @@ class TableDataset(Dataset):
         batch = {k: torch.stack([it[k] for it in items]) for k in items[0] if k != "text_ids"}
         if "text_ids" in items[0]:
             longest = max(1, max(len(it["text_ids"]) for it in items))
-            ids = torch.full((len(items), longest), self.pad_id, dtype=torch.long)
+            ids = torch.full((len(items), longest), self.text.pad_id, dtype=torch.long)
             mask = torch.zeros((len(items), longest), dtype=torch.long)
             for r, it in enumerate(items):
                 n = len(it["text_ids"])

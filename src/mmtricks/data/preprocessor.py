@@ -18,7 +18,7 @@ class EncodedTable:
     num: np.ndarray  # (n, n_num) float32
     num_missing: np.ndarray  # (n, n_num) bool
     cat: np.ndarray  # (n, n_cat) int64, 0 = unknown
-    text_ids: Optional[list[list[int]]]  # per row token ids, or None without text
+    text_ids: Optional[list[list[list[int]]]]  # per row, per text column: token ids; None without text
     image_paths: Optional[list[list[Optional[str]]]]  # per row per image column
     labels: Optional[np.ndarray]  # (n,) int64 or float32
 
@@ -41,7 +41,7 @@ class Preprocessor:
     @classmethod
     def fit(cls, df: pd.DataFrame, schema: Schema, *, tokenizer=None, text_max_length: int = 128,
             image_config: Optional[dict] = None, image_separator: str = ";",
-            categorical_max_levels: int = 2000) -> "Preprocessor":
+            categorical_max_levels: int = 2000, allow_missing_images: bool = False) -> "Preprocessor":
         """Fit on the training frame only.
 
         Args:
@@ -53,7 +53,8 @@ class Preprocessor:
         text = TextProcessor(schema.columns("text"), tokenizer, text_max_length) if schema.columns("text") else None
         image = None
         if schema.columns("image"):
-            image = ImageProcessor(schema.columns("image"), separator=image_separator, **image_config)
+            image = ImageProcessor(schema.columns("image"), separator=image_separator,
+                                   allow_missing_files=allow_missing_images, **image_config)
         label = LabelProcessor(schema.problem_type, classes=schema.classes).fit(df[schema.label])
         return cls(schema, num, cat, text, image, label)
 

@@ -105,26 +105,50 @@ def _cell_text(value: object) -> str:
 
 
 class TextProcessor:
-    """Join a row's text columns with the tokenizer's separator and tokenise them."""
+    """Tokenise each text column with the text encoder's own tokenizer; join them per row.
+
+    Columns are tokenised separately (no special tokens) so a column can be dropped or
+    be missing on its own; :meth:`join` builds ``[CLS] col1 [SEP] col2 [SEP]`` within
+    ``max_length``, sharing the budget fairly between columns.
+    """
 
     def __init__(self, columns: list[str], tokenizer, max_length: int):
         self.columns = list(columns)
         self.tokenizer = tokenizer
         self.max_length = int(max_length)
+        tok = tokenizer
+        first = tok.cls_token_id if tok.cls_token_id is not None else tok.bos_token_id
+        sep = tok.sep_token_id if tok.sep_token_id is not None else tok.eos_token_id
+        self._prefix = [int(first)] if first is not None else []
+        self._sep = [int(sep)] if sep is not None else []
 
     @property
     def pad_id(self) -> int:
         pad = self.tokenizer.pad_token_id
         return int(pad if pad is not None else 0)
 
-    def texts(self, df: pd.DataFrame) -> list[str]:
-        sep = f" {self.tokenizer.sep_token or '|'} "
-        cols = [df[c].map(_cell_text).tolist() for c in self.columns]
-        return [sep.join(parts) for parts in zip(*cols)]
+    def transform(self, df: pd.DataFrame) -> list[list[list[int]]]:
+        """Per row, per text column: token ids without special tokens (empty for missing text)."""
+        per_col = []
+        for col in self.columns:
+            texts = df[col].map(_cell_text).tolist()
+            enc = self.tokenizer(texts, add_special_tokens=False, truncation=True, max_length=self.max_length)
+            per_col.append([list(ids) for ids in enc["input_ids"]])
+        return [list(cols) for cols in zip(*per_col)]
 
-    def transform(self, df: pd.DataFrame) -> list[list[int]]:
-        enc = self.tokenizer(self.texts(df), truncation=True, max_length=self.max_length)
-        return [list(ids) for ids in enc["input_ids"]]
+    def join(self, cols: list[list[int]]) -> list[int]:
+        """One sequence for the encoder; columns shorter than their share give room to others."""
+        budget = max(0, self.max_length - len(self._prefix) - len(self._sep) * max(1, len(cols)))
+        caps = [0] * len(cols)
+        order = sorted(range(len(cols)), key=lambda j: len(cols[j]))
+        for rank, j in enumerate(order):
+            caps[j] = min(len(cols[j]), budget // (len(cols) - rank))
+            budget -= caps[j]
+        ids = list(self._prefix)
+        for j, col in enumerate(cols):
+            if caps[j]:
+                ids += col[: caps[j]] + self._sep
+        return ids if len(ids) > len(self._prefix) else ids + self._sep
 
     def state(self) -> dict:
         return {"columns": self.columns, "max_length": self.max_length}
@@ -134,7 +158,8 @@ class ImageProcessor:
     """Resolve image cells to paths and hold the encoder's preprocessing config."""
 
     def __init__(self, columns: list[str], size: int, mean: list[float], std: list[float],
-                 interpolation: str = "bicubic", crop_pct: float = 1.0, separator: str = ";"):
+                 interpolation: str = "bicubic", crop_pct: float = 1.0, separator: str = ";",
+                 allow_missing_files: bool = False):
         self.columns = list(columns)
         self.size = int(size)
         self.mean = [float(m) for m in mean]
@@ -142,6 +167,7 @@ class ImageProcessor:
         self.interpolation = interpolation
         self.crop_pct = float(crop_pct)
         self.separator = separator
+        self.allow_missing_files = bool(allow_missing_files)
 
     def transform(self, df: pd.DataFrame, base_dir: Optional[str]) -> list[list[Optional[str]]]:
         """Per row, per image column: an existing file path, or None for an empty cell."""
@@ -152,11 +178,16 @@ class ImageProcessor:
             for col, cell in zip(self.columns, cells):
                 path = resolve_image_path(cell, base_dir, self.separator)
                 if path is not None and not os.path.isfile(path):
+                    if self.allow_missing_files and not os.path.isdir(path):
+                        path = None  # declared as possibly absent: a missing image
+                        row.append(path)
+                        continue
                     what = "is a directory" if os.path.isdir(path) else "does not exist"
                     raise DataError(
                         f"Image in row {df.index[i]!r}, column '{col}': '{path}' {what}. "
                         f"Fix the path (relative paths resolve against {base_dir or os.getcwd()!r}) "
-                        f"or leave the cell empty to mark the image as missing."
+                        f"or leave the cell empty to mark the image as missing (or set "
+                        f"data.allow_missing_images=true to treat absent files as missing images)."
                     )
                 row.append(path)
             out.append(row)
@@ -178,7 +209,8 @@ class ImageProcessor:
 
     def state(self) -> dict:
         return {"columns": self.columns, "size": self.size, "mean": self.mean, "std": self.std,
-                "interpolation": self.interpolation, "crop_pct": self.crop_pct, "separator": self.separator}
+                "interpolation": self.interpolation, "crop_pct": self.crop_pct, "separator": self.separator,
+                "allow_missing_files": self.allow_missing_files}
 
 
 class LabelProcessor:

@@ -53,10 +53,12 @@ def build_encoders_for(modalities: list[str], cfg, n_image_columns: int = 0) -> 
     if "text" in modalities:
         t = cfg.text
         encoders["text"] = create_encoder("hf_text", backbone=t.backbone, pretrained=t.pretrained,
-                                          pooling=t.pooling, tiny=t.tiny, trust_remote_code=t.trust_remote_code)
+                                          pooling=t.pooling, tiny=t.tiny, trust_remote_code=t.trust_remote_code,
+                                          learnable_missing=t.learnable_missing)
     if "image" in modalities:
         encoders["image"] = create_encoder("timm_image", backbone=cfg.image.backbone,
-                                           pretrained=cfg.image.pretrained, n_tokens=n_image_columns)
+                                           pretrained=cfg.image.pretrained, n_tokens=n_image_columns,
+                                           learnable_missing=cfg.image.learnable_missing)
     return encoders
 
 
@@ -66,4 +68,4 @@ def build_tabular_encoder(cfg, n_num: int, cardinalities: list[int]) -> Optional
     t = cfg.tabular
     return create_encoder(t.encoder, n_num=n_num, cardinalities=cardinalities, token_dim=t.token_dim,
                           n_blocks=t.n_blocks, n_heads=t.n_heads, attention_dropout=t.attention_dropout,
-                          ffn_dropout=t.ffn_dropout, mlp_hidden=t.mlp_hidden)
+                          ffn_dropout=t.ffn_dropout, mlp_hidden=t.mlp_hidden, learnable_missing=t.learnable_missing)

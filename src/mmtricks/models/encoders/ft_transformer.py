@@ -9,11 +9,17 @@ from .base import Encoder
 
 
 class FeatureTokenizer(nn.Module):
-    """Numbers: x_j * w_j + b_j. Categories: embedding of the level + b_j."""
+    """Numbers: x_j * w_j + b_j. Categories: embedding of the level + b_j.
 
-    def __init__(self, n_num: int, cardinalities: list[int], dim: int):
+    With ``learnable_missing``, a missing number's token is a trainable vector m_j
+    (per feature) instead of the token of the imputed mean. Index 0 of each category
+    (missing or unseen) always has its own trainable embedding.
+    """
+
+    def __init__(self, n_num: int, cardinalities: list[int], dim: int, learnable_missing: bool = False):
         super().__init__()
         self.n_num = n_num
+        self.num_missing_embed = nn.Parameter(torch.randn(n_num, dim) * dim ** -0.5) if learnable_missing else None
         self.num_weight = nn.Parameter(torch.empty(n_num, dim))
         self.num_bias = nn.Parameter(torch.empty(n_num, dim))
         self.cat_embed = nn.Embedding(max(1, sum(cardinalities)), dim)
@@ -24,10 +30,13 @@ class FeatureTokenizer(nn.Module):
         for p in (self.num_weight, self.num_bias, self.cat_bias):
             nn.init.normal_(p, std=dim ** -0.5)
 
-    def forward(self, num: torch.Tensor, cat: torch.Tensor) -> torch.Tensor:
+    def forward(self, num: torch.Tensor, cat: torch.Tensor, num_missing: torch.Tensor) -> torch.Tensor:
         tokens = []
         if self.n_num:
-            tokens.append(num.unsqueeze(-1) * self.num_weight + self.num_bias)  # (B, n_num, D)
+            x = num.unsqueeze(-1) * self.num_weight + self.num_bias  # (B, n_num, D)
+            if self.num_missing_embed is not None:
+                x = torch.where(num_missing.unsqueeze(-1), self.num_missing_embed, x)
+            tokens.append(x)
         if cat.shape[1]:
             tokens.append(self.cat_embed(cat + self.cat_offsets) + self.cat_bias)  # (B, n_cat, D)
         return torch.cat(tokens, dim=1)
@@ -38,13 +47,14 @@ class FTTransformer(Encoder):
     modality = "tabular"
 
     def __init__(self, n_num: int, cardinalities: list[int], token_dim: int = 192, n_blocks: int = 3,
-                 n_heads: int = 8, attention_dropout: float = 0.2, ffn_dropout: float = 0.1, **_: object):
+                 n_heads: int = 8, attention_dropout: float = 0.2, ffn_dropout: float = 0.1,
+                 learnable_missing: bool = False, **_: object):
         super().__init__()
         self._spec = dict(n_num=n_num, cardinalities=list(cardinalities), token_dim=token_dim,
                           n_blocks=n_blocks, n_heads=n_heads, attention_dropout=attention_dropout,
-                          ffn_dropout=ffn_dropout)
+                          ffn_dropout=ffn_dropout, learnable_missing=learnable_missing)
         self.out_dim = token_dim
-        self.tokenizer = FeatureTokenizer(n_num, list(cardinalities), token_dim)
+        self.tokenizer = FeatureTokenizer(n_num, list(cardinalities), token_dim, learnable_missing)
         self.cls = nn.Parameter(torch.randn(1, 1, token_dim) * token_dim ** -0.5)
         self.blocks = nn.ModuleList(
             nn.TransformerEncoderLayer(
@@ -58,7 +68,7 @@ class FTTransformer(Encoder):
         self.norm = nn.LayerNorm(token_dim)
 
     def forward(self, batch: dict) -> torch.Tensor:
-        x = self.tokenizer(batch["num"], batch["cat"])  # (B, n_features, D)
+        x = self.tokenizer(batch["num"], batch["cat"], batch["num_missing"])  # (B, n_features, D)
         x = torch.cat([self.cls.expand(len(x), -1, -1), x], dim=1)
         for block in self.blocks:
             x = block(x)

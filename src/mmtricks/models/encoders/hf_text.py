@@ -33,7 +33,7 @@ class HFTextEncoder(Encoder):
 
     def __init__(self, backbone: str = "minilm-l6", pretrained: bool = True, pooling: str = "mean",
                  tiny: bool = False, trust_remote_code: bool = False, hf_config: Optional[dict] = None,
-                 **_: object):
+                 learnable_missing: bool = False, **_: object):
         super().__init__()
         from transformers import AutoConfig, AutoModel
 
@@ -66,6 +66,8 @@ class HFTextEncoder(Encoder):
                 ) from exc
         self.pretrained_backbone = bool(pretrained and not tiny)
         self.out_dim = int(self.model.config.hidden_size)
+        # A row without any text: a trainable stand-in instead of the encoding of an empty string.
+        self.missing_embed = nn.Parameter(torch.zeros(self.out_dim)) if learnable_missing else None
 
     def tokenizer(self):
         """The backbone's own tokenizer (processors are built from it)."""
@@ -79,6 +81,8 @@ class HFTextEncoder(Encoder):
         else:
             m = mask.unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)
+        if self.missing_embed is not None and "text_missing" in batch:
+            pooled = torch.where(batch["text_missing"].unsqueeze(-1), self.missing_embed.to(pooled.dtype), pooled)
         return pooled.unsqueeze(1)  # (B, 1, H)
 
     def depth_groups(self) -> list[list[nn.Parameter]]:
@@ -92,6 +96,8 @@ class HFTextEncoder(Encoder):
         n = len(blocks) if blocks is not None else 0
         groups: list[list[nn.Parameter]] = [[] for _ in range(n + 1)]
         head_side: list[nn.Parameter] = []
+        if self.missing_embed is not None:
+            head_side.append(self.missing_embed)
         for name, p in self.model.named_parameters():
             if id(p) in block_of:
                 groups[n - 1 - block_of[id(p)]].append(p)
@@ -106,4 +112,4 @@ class HFTextEncoder(Encoder):
     def spec(self) -> dict:
         config = self.model.config.to_dict()
         return dict(backbone=self.backbone_name, pooling=self.pooling, hf_config=config,
-                    trust_remote_code=self.trust_remote_code)
+                    trust_remote_code=self.trust_remote_code, learnable_missing=self.missing_embed is not None)

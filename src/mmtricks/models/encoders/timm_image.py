@@ -15,7 +15,7 @@ class TimmImageEncoder(Encoder):
     modality = "image"
 
     def __init__(self, backbone: str = "efficientnet-lite0", pretrained: bool = True,
-                 arch: Optional[str] = None, n_tokens: int = 1, **_: object):
+                 arch: Optional[str] = None, n_tokens: int = 1, learnable_missing: bool = False, **_: object):
         super().__init__()
         from ...zoo import create_image_backbone
 
@@ -30,6 +30,8 @@ class TimmImageEncoder(Encoder):
         self.arch = arch or self.model.pretrained_cfg.get("architecture") or backbone
         self.pretrained_backbone = bool(pretrained)
         self.out_dim = int(self.model.num_features)
+        # A missing image: a trainable stand-in instead of the features of a zero tensor.
+        self.missing_embed = nn.Parameter(torch.zeros(self.out_dim)) if learnable_missing else None
 
     def input_config(self) -> dict:
         """Preprocessing the backbone expects: size, mean, std, interpolation, crop_pct."""
@@ -43,8 +45,10 @@ class TimmImageEncoder(Encoder):
     def forward(self, batch: dict) -> torch.Tensor:
         images = batch["image"]  # (B, n_columns, 3, H, W)
         b, n = images.shape[:2]
-        feats = self.model(images.flatten(0, 1))  # (B * n, D)
-        return feats.view(b, n, -1)  # (B, n, D)
+        feats = self.model(images.flatten(0, 1)).view(b, n, -1)  # (B, n, D)
+        if self.missing_embed is not None and "image_missing" in batch:
+            feats = torch.where(batch["image_missing"].unsqueeze(-1), self.missing_embed.to(feats.dtype), feats)
+        return feats
 
     def depth_groups(self) -> list[list[nn.Parameter]]:
         """timm's own layer grouping (stem .. head), reversed so the head side comes first."""
@@ -57,7 +61,11 @@ class TimmImageEncoder(Encoder):
         by_group = group_parameters(self.model, matcher)
         params = dict(self.model.named_parameters())
         ordered = [by_group[k] for k in sorted(by_group)]
-        return [[params[n] for n in names if n in params] for names in reversed(ordered)]
+        groups = [[params[n] for n in names if n in params] for names in reversed(ordered)]
+        if self.missing_embed is not None:
+            groups[0].append(self.missing_embed)
+        return groups
 
     def spec(self) -> dict:
-        return dict(backbone=self.backbone_name, arch=self.arch, n_tokens=self.n_tokens)
+        return dict(backbone=self.backbone_name, arch=self.arch, n_tokens=self.n_tokens,
+                    learnable_missing=self.missing_embed is not None)
