@@ -34,6 +34,10 @@ class BackboneError(MMTricksError, ValueError):
     """A pretrained backbone cannot be resolved or loaded."""
 
 
+class ModelSaveError(MMTricksError, OSError):
+    """A model could not be written (disk full, permissions); any previous model is intact."""
+
+
 class ModelLoadError(MMTricksError, ValueError):
     """A saved model folder is incomplete, tampered with or from an incompatible version."""
 

@@ -23,7 +23,7 @@ import shutil
 import tempfile
 import warnings
 
-from .errors import ModelLoadError
+from .errors import ModelLoadError, ModelSaveError
 
 FORMAT_VERSION = 1
 JSON_FILES = ("predictor.json", "config.json", "schema.json", "processors.json", "network.json", "versions.json")
@@ -81,10 +81,36 @@ def save_predictor(predictor, path: str) -> str:
         os.replace(tmp, path)
         if old:
             shutil.rmtree(old, ignore_errors=True)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ModelSaveError(f"Could not save the model to '{path}': {exc}. "
+                             f"{'A previous model there is intact. ' if os.path.exists(path) else ''}"
+                             f"Free disk space or choose another folder.") from exc
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
+
+
+def check_folder(path: str) -> None:
+    """Refuse anything a saved model never holds: other files, links, paths leading outside."""
+    allowed = set(JSON_FILES) | {WEIGHTS, TOKENIZER_DIR}
+    for name in os.listdir(path):
+        full = os.path.join(path, name)
+        if os.path.islink(full):
+            raise ModelLoadError(f"'{full}' is a link; a saved model holds only plain files. Refusing to load.")
+        if name not in allowed:
+            raise ModelLoadError(f"Unexpected file '{name}' in model folder '{path}'; a saved model holds only "
+                                 f"{sorted(allowed)}. Refusing to load.")
+    tok = os.path.join(path, TOKENIZER_DIR)
+    if os.path.exists(tok):
+        if not os.path.isdir(tok):
+            raise ModelLoadError(f"'{tok}' should be a folder of tokenizer files.")
+        for name in os.listdir(tok):
+            full = os.path.join(tok, name)
+            if os.path.islink(full) or not os.path.isfile(full) or name not in TOKENIZER_FILES:
+                raise ModelLoadError(f"Unexpected entry '{TOKENIZER_DIR}/{name}' in model folder '{path}'. "
+                                     f"Refusing to load.")
 
 
 def _read_json(folder: str, name: str):
@@ -108,6 +134,7 @@ def load_predictor(cls, path: str, verbosity: int = 1):
 
     if not os.path.isdir(path):
         raise ModelLoadError(f"Model folder '{path}' does not exist.")
+    check_folder(path)
     meta = _read_json(path, "predictor.json")
     if meta.get("format_version") != FORMAT_VERSION:
         raise ModelLoadError(f"'{path}' has format version {meta.get('format_version')!r}; "

@@ -91,6 +91,9 @@ class MultimodalPredictor:
                      f"modalities {schema.modalities}; metric {metric.name}")
         self._log(1, "columns: " + ", ".join(f"{c} ({k})" for c, k in schema.column_kinds.items()))
 
+        from lightning_fabric.utilities.seed import seed_everything
+
+        seed_everything(self.seed, verbose=False)  # before building: random init is part of the fit
         model, pre = self._build(schema, cfg, train_df)
         from .data.dataset import TableDataset, make_loader
         from .train.loop import train

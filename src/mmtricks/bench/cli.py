@@ -1,11 +1,130 @@
-"""`mmtricks bench ...` (placeholder until the harness lands)."""
+"""``mmtricks bench ...``: run the benchmark harness, write its report, list what it can run.
+
+Imported by ``mmtricks --help``: only argparse and the standard library at module level.
+"""
 from __future__ import annotations
+
+import argparse
+import os
+
+DEFAULT_CONFIGS = "baseline,baseline_plus,linear,autogluon_mm,autogluon_tabular"
+
+_EPILOG = """\
+examples:
+  mmtricks bench --datasets covid,ptech,cloth --seeds 0,1,2 --out runs/bench
+  mmtricks bench --configs baseline,linear --missing-train 0,0.3 --missing-test 0,0.3,0.5 --out runs/miss
+  mmtricks bench report runs/bench          # runs/bench/report.md + runs/bench/plots/*.png
+  mmtricks bench list                       # data sets in the data dir, presets and peers
+  nohup mmtricks bench ... --out runs/bench > bench.log 2>&1 &   # long runs; rerun to resume
+
+Each run appends one JSON line to OUT/results.jsonl; runs already there are not redone.
+Exit status: 0, or 1 when a run of this invocation failed (it is recorded; --retry-failed redoes it).
+"""
 
 
 def add_parser(sub) -> None:
-    sub.add_parser("bench", help="benchmark harness (see docs/benchmarks.md)")
+    """Register ``bench`` on the main command line's subparsers."""
+    p = sub.add_parser("bench", help="benchmark harness: presets and peers on data sets, resumable (report, list)",
+                       description="Train each (data set, config, seed) on the train split, score the test split, "
+                                   "and append one JSON line per run to OUT/results.jsonl.",
+                       epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("action", nargs="*", metavar="ACTION",
+                   help="nothing: run the bench; 'report DIR': write DIR/report.md; 'list': data sets and configs")
+    p.add_argument("--datasets", help="comma-separated data set names or folders with dataset.json "
+                                      "(default: every data set of the data dir)")
+    p.add_argument("--configs", default=DEFAULT_CONFIGS,
+                   help=f"comma-separated mmtricks presets and peers (linear, autogluon_mm, autogluon_tabular); "
+                        f"default {DEFAULT_CONFIGS}")
+    p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
+    p.add_argument("--time-limit", type=float, help="seconds per fit (default: the profile's)")
+    p.add_argument("--out", help="output folder: results.jsonl, progress.log, scratch/, report.md")
+    p.add_argument("--profile", default="quick", help="quick (2-core CPU, ~2 min a run) or full (GPU, all data)")
+    p.add_argument("--data-dir", help="data directory (default: env MMTRICKS_DATA, else ../shared/data)")
+    p.add_argument("--missing-train", help="comma-separated train missingness ratios, e.g. 0.1,0.3,0.5")
+    p.add_argument("--missing-test", help="comma-separated test missingness ratios (each fit scores every one)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="mmtricks config override added to the profile's (repeatable), e.g. optim.max_epochs=1")
+    p.add_argument("--threads", type=int, help="CPU threads per run (torch, BLAS)")
+    p.add_argument("--retry-skipped", action="store_true", help="redo runs recorded as skipped")
+    p.add_argument("--retry-failed", action="store_true", help="redo runs recorded as failed")
+    p.add_argument("--keep-scratch", action="store_true", help="keep the peers' model folders")
+    p.add_argument("--dry-run", action="store_true", help="print the runs left to do and stop")
+    p.add_argument("--report", action="store_true", help="write OUT/report.md when the runs are done")
+
+
+def _list(text, cast, what):
+    from ..errors import ConfigError
+
+    items = [t.strip() for t in str(text).split(",") if t.strip()]
+    try:
+        return [cast(t) for t in items]
+    except ValueError:
+        raise ConfigError(f"{what} must be a comma-separated list. Got {text!r}.") from None
+
+
+def _ratios(text, what):
+    from ..errors import ConfigError
+
+    values = _list(text, float, what) if text else [0.0]
+    bad = [v for v in values if not 0.0 <= v <= 1.0]
+    if bad:
+        raise ConfigError(f"{what} ratios must lie in [0, 1]. Got {bad}.")
+    return values
+
+
+def _show_list(args) -> int:
+    from ..presets import list_presets
+    from .configs import PEERS
+    from .datasets import list_entries, resolve_data_dir
+
+    print(f"data sets in {resolve_data_dir(args.data_dir)}:")
+    for e in list_entries(args.data_dir):
+        print(f"  {e['name']}: {'+'.join(e.get('modalities') or [])} {e.get('problem_type', '?')} / "
+              f"{e.get('metric', '?')}, label {e.get('label')!r}")
+    print("mmtricks presets: " + ", ".join(list_presets()))
+    for name, desc in PEERS.items():
+        print(f"peer {name}: {desc}")
+    return 0
 
 
 def run(args) -> int:
-    print("mmtricks bench: not available yet")
-    return 2
+    """Dispatch ``mmtricks bench`` (run, report, list); errors raise MMTricksError."""
+    from ..errors import ConfigError
+
+    action = list(args.action)
+    if action and action[0] == "report":
+        from .report import build_report
+
+        if len(action) > 2 or (len(action) == 1 and not args.out):
+            raise ConfigError("Usage: mmtricks bench report DIR (the --out folder of a bench).")
+        out = action[1] if len(action) == 2 else args.out
+        if not os.path.isdir(out):
+            raise ConfigError(f"'{out}' is not a folder: pass the --out folder of a bench.")
+        print(f"report written to {build_report(out)}")
+        return 0
+    if action and action[0] == "list":
+        return _show_list(args)
+    if action:
+        raise ConfigError(f"Unknown bench action {' '.join(action)!r}: use none (run), 'report DIR' or 'list'.")
+    if not args.out:
+        raise ConfigError("mmtricks bench needs --out DIR (results.jsonl, progress.log and the report go there).")
+    from ..config import parse_overrides
+    from .runner import BenchSpec, run_bench
+
+    spec = BenchSpec(
+        datasets=_list(args.datasets, str, "--datasets") if args.datasets else [],
+        configs=_list(args.configs, str, "--configs"), seeds=_list(args.seeds, int, "--seeds"),
+        out_dir=args.out, profile=args.profile, time_limit=args.time_limit, data_dir=args.data_dir,
+        missing_train=_ratios(args.missing_train, "--missing-train"),
+        missing_test=_ratios(args.missing_test, "--missing-test"), overrides=parse_overrides(args.overrides),
+        retry_skipped=args.retry_skipped, retry_failed=args.retry_failed, threads=args.threads,
+        keep_scratch=args.keep_scratch, dry_run=args.dry_run,
+    )
+    if not spec.seeds:
+        raise ConfigError("--seeds needs at least one seed, e.g. --seeds 0,1,2.")
+    counts = run_bench(spec)
+    if args.report and not spec.dry_run and os.path.isfile(os.path.join(args.out, "results.jsonl")):
+        from .report import build_report
+
+        print(f"report written to {build_report(args.out)}")
+    return 1 if counts.get("failed") else 0

@@ -8,6 +8,7 @@ image cells resolved to file paths (read lazily by the dataset).
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Optional
 
 import numpy as np
@@ -27,7 +28,14 @@ class NumericalProcessor:
 
     @staticmethod
     def _as_numbers(df: pd.DataFrame, col: str) -> np.ndarray:
-        values = pd.to_numeric(df[col], errors="coerce") if not pd.api.types.is_numeric_dtype(df[col]) else df[col]
+        values = df[col]
+        if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+            parsed = pd.to_numeric(values.astype(object).where(values.notna(), None), errors="coerce")
+            bad = int((parsed.isna() & values.notna()).sum())
+            if bad:
+                warnings.warn(f"Column '{col}': {bad} value(s) are not numbers (e.g. {values[parsed.isna() & values.notna()].iloc[0]!r}); "
+                              f"they are treated as missing.", stacklevel=4)
+            values = parsed
         arr = np.array(values, dtype=np.float64, copy=True)
         arr[~np.isfinite(arr)] = np.nan
         return arr
@@ -131,7 +139,8 @@ class TextProcessor:
         """Per row, per text column: token ids without special tokens (empty for missing text)."""
         per_col = []
         for col in self.columns:
-            texts = df[col].map(_cell_text).tolist()
+            # A huge cell is cut before tokenising: a token is rarely under one character.
+            texts = [t[: self.max_length * 16] for t in df[col].map(_cell_text).tolist()]
             enc = self.tokenizer(texts, add_special_tokens=False, truncation=True, max_length=self.max_length)
             per_col.append([list(ids) for ids in enc["input_ids"]])
         return [list(cols) for cols in zip(*per_col)]

@@ -45,6 +45,9 @@ class HFTextEncoder(Encoder):
         self.trust_remote_code = trust_remote_code
         if hf_config is not None:  # rebuilding a saved model: architecture from JSON, weights loaded later
             cfg = dict(hf_config)
+            if cfg.get("auto_map") and not trust_remote_code:
+                raise BackboneError("This text model needs code from its hub repository (auto_map); "
+                                    "set text.trust_remote_code=true only if you trust its source.")
             config = AutoConfig.for_model(cfg.pop("model_type"), **cfg)
             self.model = AutoModel.from_config(config, trust_remote_code=trust_remote_code)
             self.path = None

@@ -24,6 +24,10 @@ class TimmImageEncoder(Encoder):
         if arch is not None:  # rebuilding a saved model: weights are loaded afterwards
             import timm
 
+            from ...errors import BackboneError
+
+            if arch not in timm.list_models():  # only timm's own registered architectures, nothing fetched
+                raise BackboneError(f"Unknown timm architecture {arch!r} in a saved model.")
             self.model = timm.create_model(arch, pretrained=False, num_classes=0)
         else:
             self.model = create_image_backbone(backbone, pretrained=pretrained)

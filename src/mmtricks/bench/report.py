@@ -1,0 +1,237 @@
+"""``mmtricks bench report DIR``: results.jsonl -> DIR/report.md with PNG plots in DIR/plots/.
+
+Only the last line of each run key counts. Scores, relative improvements and costs use
+the runs without missingness (train and test ratio 0); the missingness grid uses the rest.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+from typing import TYPE_CHECKING, Any, Iterable
+
+from ..errors import ConfigError
+from .results import RESULTS, latest, read_results
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+GROUP_ORDER = ("text+tabular", "image+text", "image+text+tabular", "image+tabular")
+
+
+def md_table(headers: list[str], rows: Iterable[Iterable[Any]]) -> str:
+    """A markdown table."""
+    out = ["| " + " | ".join(headers) + " |", "| " + " | ".join("---" for _ in headers) + " |"]
+    out += ["| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in row) + " |" for row in rows]
+    return "\n".join(out)
+
+
+def _num(value: Any, fmt: str = "{:.4f}") -> str:
+    import math
+
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return fmt.format(value)
+
+
+def _config_order(df: "pd.DataFrame") -> list[str]:
+    """Presets first (baseline leading), then peers, each alphabetically."""
+    kinds = df.drop_duplicates("config").set_index("config")["config_kind"].to_dict()
+    return sorted(kinds, key=lambda c: (kinds[c] != "preset", c != "baseline", c))
+
+
+def _frame(lines: list[dict[str, Any]]) -> "pd.DataFrame":
+    import pandas as pd
+
+    df = pd.DataFrame(lines)
+    for col, default in (("config_kind", "preset"), ("missing_train", 0.0), ("missing_test", 0.0),
+                         ("greater_is_better", True), ("modality_group", ""), ("time_over_limit", None)):
+        if col not in df.columns:
+            df[col] = default
+    df["missing_train"] = df["missing_train"].fillna(0.0).astype(float)
+    df["missing_test"] = df["missing_test"].fillna(0.0).astype(float)
+    return df
+
+
+def _settings(df: "pd.DataFrame") -> str:
+    parts = ["## Settings", ""]
+    for name, part in df.groupby("profile", sort=True):
+        prof = part["profile_settings"].iloc[0] or {}
+        limits = ", ".join(f"{t:g}" for t in sorted(part["time_limit"].dropna().unique()))
+        over = sorted({json.dumps(o, sort_keys=True) for o in part["overrides"] if isinstance(o, dict) and o})
+        parts += [f"- profile **{name}**: {prof.get('description', '')}",
+                  f"  - train rows per seed at most {prof.get('max_train_rows') or 'all'} (stratified, seeded; "
+                  f"the same rows for every config); test split whole",
+                  f"  - time limit per fit: {limits} s; mmtricks overrides: {', '.join(over) or 'none'}"]
+    first = df[df["status"] == "ok"]
+    if len(first):
+        row = first.iloc[0]
+        vers = row.get("versions") or {}
+        parts += ["", f"Machine: {(row.get('host') or {}).get('cpus', '?')} CPU cores, device "
+                      f"{row.get('device') or 'cpu'} ({(row.get('host') or {}).get('platform', '')}).",
+                  "Versions: " + ", ".join(f"{k} {v}" for k, v in vers.items())]
+    return "\n".join(parts)
+
+
+def _datasets(df: "pd.DataFrame") -> str:
+    rows = []
+    for ds, part in df.groupby("dataset", sort=True):
+        r = part.iloc[0]
+        n_train = sorted({int(v) for v in part["n_train"].dropna()}) if "n_train" in part else []
+        n_test = sorted({int(v) for v in part["n_test"].dropna()}) if "n_test" in part else []
+        arrow = "higher is better" if r["greater_is_better"] else "lower is better"
+        rows.append([ds, r["modality_group"], r["problem_type"], f"{r['metric']} ({arrow})",
+                     ", ".join(map(str, n_train)) or "–", ", ".join(map(str, n_test)) or "–"])
+    return "## Data sets\n\n" + md_table(["data set", "modalities", "problem", "metric", "train rows used",
+                                          "test rows"], rows)
+
+
+def _scores(clean: "pd.DataFrame", configs: list[str], plots: str) -> str:
+    from .plots import score_bars
+
+    stats = clean.groupby(["dataset", "config"])["score"].agg(["mean", "std", "count"])
+    mean = stats["mean"].unstack("config").reindex(columns=configs)
+    std = stats["std"].unstack("config").reindex(columns=configs)
+    count = stats["count"].unstack("config").reindex(columns=configs)
+    metrics = clean.drop_duplicates("dataset").set_index("dataset")["metric"].to_dict()
+    rows = []
+    for ds in mean.index:
+        cells = [f"{_num(mean.loc[ds, c])} ± {_num(std.loc[ds, c])} ({int(count.loc[ds, c])})"
+                 if count.loc[ds, c] == count.loc[ds, c] else "–" for c in configs]
+        rows.append([f"{ds} ({metrics[ds]})", *cells])
+    score_bars(mean, std, metrics, os.path.join(plots, "scores.png"))
+    return ("## Test scores\n\nMean ± std over seeds (number of seeds) of the test metric, per data set and "
+            "config.\n\n" + md_table(["data set", *configs], rows) + "\n\n![scores](plots/scores.png)")
+
+
+def relative_improvement(clean: "pd.DataFrame") -> "pd.DataFrame":
+    """Config x modality group: mean over the group's data sets of (score - base) / |base|.
+
+    ``score`` and ``base`` are seed means of the config and of ``baseline`` on a data set;
+    the sign is flipped for lower-is-better metrics, so positive always means better.
+    """
+    import numpy as np
+    import pandas as pd
+
+    means = clean.groupby(["dataset", "config"])["score"].mean().unstack("config")
+    if "baseline" not in means.columns:
+        return pd.DataFrame()
+    info = clean.drop_duplicates("dataset").set_index("dataset")
+    sign = np.where(info.loc[means.index, "greater_is_better"].astype(bool), 1.0, -1.0)
+    base = means["baseline"]
+    rel = means.sub(base, axis=0).div(base.abs().replace(0.0, np.nan), axis=0).mul(sign, axis=0)
+    rel["group"] = info.loc[means.index, "modality_group"]
+    table = rel.groupby("group").mean().T
+    order = [g for g in GROUP_ORDER if g in table.columns] + sorted(set(table.columns) - set(GROUP_ORDER))
+    table = table[order]
+    table["all"] = rel.drop(columns="group").mean()
+    return table
+
+
+def _relative(clean: "pd.DataFrame", configs: list[str], plots: str) -> str:
+    from .plots import grouped_bars
+
+    table = relative_improvement(clean)
+    head = "## Relative improvement over baseline by modality group\n\n"
+    if table.empty:
+        return head + "No `baseline` runs: nothing to compare against."
+    table = table.reindex([c for c in configs if c in table.index])
+    n = clean.groupby("modality_group")["dataset"].nunique()
+    headers = ["config", *[f"{g} ({n.get(g, len(set(clean['dataset'])))} data sets)" if g != "all"
+                           else "all data sets" for g in table.columns]]
+    rows = [[c, *[_num(v, "{:+.2%}") for v in table.loc[c]]] for c in table.index]
+    grouped_bars(table.drop(columns="all"), "improvement over baseline", os.path.join(plots, "relative.png"),
+                 percent=True)
+    return (head + "(score − baseline) / |baseline| of the seed means, sign flipped for lower-is-better metrics, "
+            "averaged over the data sets of each group.\n\n" + md_table(headers, rows)
+            + "\n\n![relative improvement](plots/relative.png)")
+
+
+def _peers(df: "pd.DataFrame", clean: "pd.DataFrame", configs: list[str], plots: str) -> str:
+    import pandas as pd
+
+    from .plots import grouped_bars
+
+    rows, cost = [], {}
+    for c in configs:
+        part = clean[clean["config"] == c]
+        status = df[df["config"] == c]["status"].value_counts()
+        fit, rps = part["fit_seconds"].mean(), part["rows_per_s"].mean()
+        ratio = pd.to_numeric(part["time_over_limit"], errors="coerce")
+        kind = df[df["config"] == c]["config_kind"].iloc[0]
+        rss = part["peak_rss_mb"].mean() if "peak_rss_mb" in part else None
+        rows.append([c, "mmtricks preset" if kind == "preset" else "peer", _num(fit, "{:.1f}"), _num(rps, "{:.1f}"),
+                     _num(ratio.mean(), "{:.2f}"), _num(ratio.max(), "{:.2f}"), _num(rss, "{:.0f}"),
+                     f"{status.get('ok', 0)} / {status.get('skipped', 0)} / {status.get('failed', 0)}"])
+        cost[c] = fit
+    if cost:
+        grouped_bars(pd.DataFrame({"fit seconds": cost}), "mean fit seconds", os.path.join(plots, "cost.png"))
+    return ("## Peers and cost\n\nmmtricks presets next to the peers, over the runs without missingness: mean "
+            "fit seconds, mean prediction throughput on the test split, fit time over the time limit (mean, max), "
+            "mean peak resident memory of the run's process.\n\n"
+            + md_table(["config", "kind", "fit s", "predict rows/s", "fit / limit (mean)", "fit / limit (max)",
+                        "peak RSS MiB", "runs ok / skipped / failed"], rows)
+            + ("\n\n![cost](plots/cost.png)" if cost else ""))
+
+
+def _missingness(ok: "pd.DataFrame", configs: list[str], plots: str) -> str:
+    from .plots import missingness_lines
+
+    grid = ok[(ok["missing_train"] > 0) | (ok["missing_test"] > 0)]
+    if grid.empty:
+        return ""
+    keys = set(zip(grid["dataset"], grid["config"]))
+    cells = ok[[k in keys for k in zip(ok["dataset"], ok["config"])]]  # the clean 0/0 cell belongs to the grid
+    mean = cells.groupby(["dataset", "config", "missing_train", "missing_test"])["score"].mean().reset_index()
+    out = ["## Missing modalities", "",
+           "Each row and modality group (tabular columns together, text, images) is blanked with the given "
+           "probability, at least one group kept per row; mean test score over seeds, train ratio (rows) x test "
+           "ratio (columns)."]
+    for (ds, config), part in mean.groupby(["dataset", "config"], sort=True):
+        table = part.pivot(index="missing_train", columns="missing_test", values="score").sort_index()
+        rows = [[f"train {r:g}", *[_num(table.loc[r, t]) for t in table.columns]] for r in table.index]
+        out += ["", f"**{ds} / {config}** ({part.shape[0]} cells)", "",
+                md_table(["", *[f"test {t:g}" for t in table.columns]], rows)]
+    metrics = ok.drop_duplicates("dataset").set_index("dataset")["metric"].to_dict()
+    missingness_lines(mean, metrics, os.path.join(plots, "missingness.png"))
+    out += ["", "![missingness](plots/missingness.png)"]
+    return "\n".join(out)
+
+
+def _problems(df: "pd.DataFrame") -> str:
+    bad = df[df["status"] != "ok"]
+    if bad.empty:
+        return ""
+    rows = [[r["dataset"], r["config"], r["seed"], f"{r['missing_train']:g}/{r['missing_test']:g}", r["status"],
+             (str(r.get("reason") or "").strip().splitlines() or [""])[0][:200]] for _, r in bad.iterrows()]
+    return "## Skipped and failed runs\n\n" + md_table(["data set", "config", "seed", "missing train/test",
+                                                        "status", "reason"], rows)
+
+
+def build_report(out_dir: str) -> str:
+    """Write ``out_dir/report.md`` and ``out_dir/plots/*.png``; return the report's path.
+
+    Raises:
+        ConfigError: ``out_dir`` holds no results.
+    """
+    lines = list(latest(read_results(out_dir)).values())
+    if not lines:
+        raise ConfigError(f"No results in '{os.path.join(out_dir, RESULTS)}': run `mmtricks bench ... --out "
+                          f"{out_dir}` first.")
+    df = _frame(lines)
+    plots = os.path.join(out_dir, "plots")
+    os.makedirs(plots, exist_ok=True)
+    ok = df[df["status"] == "ok"].copy()
+    clean = ok[(ok["missing_train"] == 0) & (ok["missing_test"] == 0)]
+    configs = _config_order(df)
+    stamp = _dt.datetime.now().isoformat(timespec="seconds")
+    sections = [f"# Benchmark report\n\nFrom `{RESULTS}` ({len(df)} runs: {len(ok)} ok), written {stamp}.",
+                _settings(df), _datasets(df)]
+    if not clean.empty:
+        used = [c for c in configs if c in set(clean["config"])]
+        sections += [_scores(clean, used, plots), _relative(clean, used, plots), _peers(df, clean, configs, plots)]
+    sections += [_missingness(ok, configs, plots), _problems(df)]
+    path = os.path.join(out_dir, "report.md")
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write("\n\n".join(s for s in sections if s) + "\n")
+    return path

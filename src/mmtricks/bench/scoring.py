@@ -1,0 +1,56 @@
+"""Score any config's test outputs the same way (mmtricks' metric registry)."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+
+def greater_is_better(metric: str, problem_type: str) -> bool:
+    """Whether a higher ``metric`` is better."""
+    from ..train.metrics import get_metric
+
+    return get_metric(metric, problem_type).greater_is_better
+
+
+def score_outputs(y_true: Sequence[Any], outputs: Any, classes: Sequence[Any], problem_type: str,
+                  metric: str) -> dict[str, Any]:
+    """Score predictions on the test labels.
+
+    Args:
+        y_true: Test labels (rows with a missing label are dropped).
+        outputs: (n, n_classes) probabilities in ``classes`` order, or (n,) values for regression.
+        classes: Class labels the model knows (empty for regression).
+        problem_type: 'binary', 'multiclass' or 'regression'.
+        metric: Metric name.
+
+    Returns:
+        ``{"score": float, "n_scored": int, "n_unseen_label": int}``; test rows whose
+        label the model never saw in train are left out of the score and counted.
+    """
+    import numpy as np
+    import pandas as pd
+
+    from ..train.metrics import get_metric
+
+    fn = get_metric(metric, problem_type).fn
+    y = pd.Series(list(y_true))
+    out = np.asarray(outputs)
+    keep = y.notna().to_numpy()
+    if problem_type == "regression":
+        yv = pd.to_numeric(y[keep]).to_numpy(dtype=np.float64)
+        return {"score": float(fn(yv, out[keep].astype(np.float64))), "n_scored": int(keep.sum()),
+                "n_unseen_label": 0}
+    index = {_key(c): i for i, c in enumerate(classes)}
+    idx = np.array([index.get(_key(v), -1) if k else -1 for v, k in zip(y, keep)])
+    seen = idx >= 0
+    unseen = int((keep & ~seen).sum())
+    return {"score": float(fn(idx[seen], out[seen].astype(np.float64))), "n_scored": int(seen.sum()),
+            "n_unseen_label": unseen}
+
+
+def _key(value: Any) -> Any:
+    """Class label as a hashable key that matches across numpy / python / string forms."""
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value

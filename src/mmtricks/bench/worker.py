@@ -1,0 +1,115 @@
+"""One bench run in its own process: ``python -m mmtricks.bench.worker --request request.json``.
+
+Fits one config (an mmtricks preset or the in-process ``linear`` peer) on the request's
+train file once, scores every test file of the request, and writes the outcome as JSON to
+the request's ``result_path``. Running each fit in a child process makes peak memory a
+per-run figure and keeps a crash from taking the bench down.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import Any
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process (and its waited-for children), in MiB."""
+    import resource
+
+    scale = 1024 * 1024 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return round(max(own, kids) / scale, 1)
+
+
+def _device() -> str:
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return torch.cuda.get_device_name(0)
+    except ImportError:  # pragma: no cover
+        pass
+    return "cpu"
+
+
+def _fit(req: dict[str, Any], train):
+    """Fit the request's config; return (model, classes-or-None, predict function)."""
+    if req["config"] == "linear":
+        from .linear import LinearPeer
+
+        peer = LinearPeer(req["label"], req["problem_type"], req["text_columns"], req["tabular_columns"],
+                          seed=req["seed"]).fit(train)
+        return {"features": peer.columns_}, peer.classes, peer.outputs
+    from ..predictor import MultimodalPredictor
+
+    types = {c: "image" for c in req["image_columns"]}
+    types.update({c: "text" for c in req["text_columns"]})
+    predictor = MultimodalPredictor(
+        label=req["label"], problem_type=req["problem_type"], eval_metric=req["metric"], preset=req["config"],
+        overrides=req.get("overrides") or None, time_limit=req.get("time_limit"), seed=req["seed"],
+        column_types=types or None, verbosity=1,
+    )
+    predictor.fit(train, base_dir=req["base_dir"])
+    info = {k: v for k, v in predictor.fit_info_.items() if k != "history"}
+    if req["problem_type"] == "regression":
+        def predict(df):
+            return predictor.predict(df, base_dir=req["base_dir"]).to_numpy()
+        return info, [], predict
+
+    def predict_proba(df):
+        return predictor.predict_proba(df, base_dir=req["base_dir"]).to_numpy()
+    return info, list(predictor.schema_.classes), predict_proba
+
+
+def run_request(req: dict[str, Any]) -> dict[str, Any]:
+    """Fit once, score each test file; return the result object (see module doc)."""
+    import pandas as pd
+
+    from .results import versions
+    from .scoring import score_outputs
+
+    if req.get("threads"):
+        import torch
+
+        torch.set_num_threads(int(req["threads"]))
+    train = pd.read_parquet(req["train_path"])
+    start = time.perf_counter()
+    info, classes, predict = _fit(req, train)
+    fit_seconds = time.perf_counter() - start
+    tests = []
+    for item in req["tests"]:
+        test = pd.read_parquet(item["path"])
+        test = test[test[req["label"]].notna()]
+        features = test.drop(columns=[req["label"]])
+        start = time.perf_counter()
+        outputs = predict(features)
+        seconds = time.perf_counter() - start
+        scored = score_outputs(test[req["label"]], outputs, classes, req["problem_type"], req["metric"])
+        tests.append({"missing_test": item["missing_test"], "n_test": len(test), "predict_seconds": round(seconds, 3),
+                      "rows_per_s": round(len(test) / max(seconds, 1e-9), 2), **scored})
+    return {"fit_seconds": round(fit_seconds, 3), "n_train": len(train), "tests": tests, "fit_info": info,
+            "versions": versions(), "device": _device(), "peak_rss_mb": peak_rss_mb()}
+
+
+def main(argv: Any = None) -> int:
+    """Entry point: read the request, run it, write the result (exit 1 with a traceback on error)."""
+    p = argparse.ArgumentParser(prog="python -m mmtricks.bench.worker", description="Run one bench request.")
+    p.add_argument("--request", required=True, help="request JSON written by the bench runner")
+    args = p.parse_args(argv)
+    with open(args.request, encoding="utf-8") as fh:
+        req = json.load(fh)
+    result = run_request(req)
+    tmp = req["result_path"] + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(result, fh, default=str)
+    os.replace(tmp, req["result_path"])
+    print(f"bench worker: done, result in {req['result_path']}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
