@@ -33,6 +33,8 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--out", required=True, help="folder to save the model in")
     fit.add_argument("--test", help="optional labelled table to score after fitting")
     fit.add_argument("--quiet", action="store_true", help="no progress bars")
+    fit.add_argument("--work-dir", help="folder for checkpoints and resume points (default: OUT.work)")
+    fit.add_argument("--resume", action="store_true", help="continue a killed fit from its work dir")
 
     pred = sub.add_parser("predict", help="predict with a saved model")
     pred.add_argument("--model", required=True)
@@ -83,10 +85,15 @@ def _run(args: argparse.Namespace) -> int:
             label=args.label, problem_type=args.problem_type, eval_metric=args.eval_metric, preset=args.preset,
             overrides=parse_overrides(args.overrides), time_limit=args.time_limit, seed=args.seed,
             column_types=_pairs(args.column_type, "--column-type") or None, verbosity=1 if args.quiet else 2,
+            work_dir=args.work_dir or args.out.rstrip("/") + ".work",
         )
-        predictor.fit(args.train, tuning_data=args.tuning)
+        predictor.fit(args.train, tuning_data=args.tuning, resume=args.resume)
         path = predictor.save(args.out)
         print(f"model saved to {path}")
+        if args.work_dir is None:  # the default work dir only serves a resume; the model is saved now
+            import shutil
+
+            shutil.rmtree(predictor.work_dir, ignore_errors=True)
         if args.test:
             print(json.dumps(predictor.evaluate(args.test), indent=2))
     elif args.command == "predict":

@@ -30,6 +30,8 @@ class MultimodalPredictor:
         column_types: Column kind overrides, e.g. ``{"zip": "categorical"}``; 'ignore'
             drops a column.
         verbosity: 0 quiet, 1 summary lines, 2 summary and progress bars.
+        work_dir: Folder for checkpoints and resume points during ``fit``; kept after the
+            fit. Needed for ``fit(..., resume=True)``. A temporary folder when None.
 
     Example:
         >>> p = MultimodalPredictor(label="y").fit("train.csv")  # doctest: +SKIP
@@ -39,7 +41,8 @@ class MultimodalPredictor:
     def __init__(self, label: str, problem_type: Optional[str] = None, eval_metric: Optional[str] = None,
                  preset: str = "default", overrides: Optional[Mapping[str, Any]] = None,
                  time_limit: Optional[float] = None, seed: int = 0,
-                 column_types: Optional[Mapping[str, str]] = None, verbosity: int = 2):
+                 column_types: Optional[Mapping[str, str]] = None, verbosity: int = 2,
+                 work_dir: Optional[str] = None):
         self.label = label
         self.problem_type = problem_type
         self.eval_metric = eval_metric
@@ -49,15 +52,18 @@ class MultimodalPredictor:
         self.seed = seed
         self.column_types = column_types
         self.verbosity = verbosity
+        self.work_dir = work_dir
 
     # ------------------------------------------------------------------ fit
     def fit(self, train_data: TableLike, tuning_data: Optional[TableLike] = None,
-            base_dir: Optional[str] = None) -> "MultimodalPredictor":
+            base_dir: Optional[str] = None, resume: bool = False) -> "MultimodalPredictor":
         """Train on ``train_data`` (DataFrame or CSV/Parquet path) and return ``self``.
 
         ``tuning_data`` is the validation split used for early stopping, checkpoint
         ranking and the soup; when None it is held out from ``train_data`` (SPEC rule).
         Relative image paths resolve against the table file's folder (or ``base_dir``).
+        With ``resume=True`` a fit killed part-way continues from the last resume point in
+        ``work_dir`` (written at each validation); the same data and settings are required.
         """
         from .config import resolve
         from .data.split import subsample, train_valid_split
@@ -66,6 +72,9 @@ class MultimodalPredictor:
 
         start = time.time()
         cfg = resolve(self.preset, self.overrides)
+        if resume and not self.work_dir:
+            raise SchemaError("fit(resume=True) needs the work_dir the interrupted fit used: "
+                              "MultimodalPredictor(..., work_dir=...) (CLI: --work-dir).")
         if self.time_limit is not None and not self.time_limit > 0:
             raise SchemaError(f"time_limit must be a positive number of seconds. Got {self.time_limit!r}.")
         df, base = read_table(train_data, base_dir)
@@ -109,14 +118,15 @@ class MultimodalPredictor:
                                    drop_last=len(train_ds) > cfg.optim.micro_batch_size)
         val_loader = make_loader(val_ds, e.eval_batch_size, False, e.num_workers, self.seed)
         deadline = start + self.time_limit if self.time_limit else None
-        run_dir = tempfile.mkdtemp(prefix="mmtricks-run-")
+        run_dir = self._prepare_work_dir(cfg, schema, len(train_df), len(val_df), resume)
         try:
             result = train(model, train_loader, val_loader, val_enc.labels, cfg=cfg,
                            problem_type=schema.problem_type, metric=metric, run_dir=run_dir,
                            deadline=deadline, seed=self.seed, quiet=self.verbosity < 2,
-                           log=lambda m: self._log(1, m))
+                           log=lambda m: self._log(1, m), resumable=self.work_dir is not None, resume=resume)
         finally:
-            shutil.rmtree(run_dir, ignore_errors=True)
+            if self.work_dir is None:
+                shutil.rmtree(run_dir, ignore_errors=True)
         model.load_state_dict(result.state)
         model.eval()
         self.config_, self.schema_, self.preprocessor_, self.model_ = cfg, schema, pre, model.cpu()
@@ -126,11 +136,37 @@ class MultimodalPredictor:
             "steps": result.steps, "epochs": result.epochs, "train_seconds": result.seconds,
             "fit_seconds": round(time.time() - start, 2), "history": result.history,
             "n_train": len(train_df), "n_val": len(val_df), "preset": self.preset,
+            "resumed_from_step": result.resumed_from,
         }
         self._log(1, f"done in {self.fit_info_['fit_seconds']:.1f}s ({result.epochs} epochs, stopped by "
                      f"{result.stopped}); validation {metric.name} = {result.val_score:.4f} "
                      f"(soup {result.soup['method']} of steps {result.soup['members']})")
         return self
+
+    def _prepare_work_dir(self, cfg, schema, n_train: int, n_val: int, resume: bool) -> str:
+        """The run folder; a resumed fit must match the fit that wrote it."""
+        import hashlib
+        import json
+
+        if self.work_dir is None:
+            return tempfile.mkdtemp(prefix="mmtricks-run-")
+        os.makedirs(self.work_dir, exist_ok=True)
+        ident = json.dumps({"config": cfg.to_dict(), "schema": schema.to_dict(), "seed": self.seed,
+                            "n_train": n_train, "n_val": n_val, "metric": self.eval_metric}, sort_keys=True,
+                           default=str)
+        fingerprint = hashlib.sha256(ident.encode()).hexdigest()[:16]
+        marker = os.path.join(self.work_dir, "fit.json")
+        if resume and os.path.isfile(marker):
+            with open(marker) as f:
+                if json.load(f).get("fingerprint") != fingerprint:
+                    raise SchemaError(f"work_dir '{self.work_dir}' holds a different fit (other data or settings); "
+                                      f"resume with the same ones, or use a new work_dir.")
+        elif not resume:
+            for sub in ("checkpoints", "resume"):
+                shutil.rmtree(os.path.join(self.work_dir, sub), ignore_errors=True)
+        with open(marker, "w") as f:
+            json.dump({"fingerprint": fingerprint}, f)
+        return self.work_dir
 
     def _build(self, schema, cfg, train_df):
         from .data.preprocessor import Preprocessor

@@ -121,14 +121,36 @@ class TableDataset(Dataset):
         return batch
 
 
+class EpochSampler(torch.utils.data.Sampler):
+    """Shuffled order fixed by (seed, epoch), so a resumed fit sees the same batches.
+
+    ``skip`` drops the first indices of the current epoch (the batches a killed fit
+    had already trained on). The method is not called ``set_epoch`` on purpose: Fabric's
+    dataloader calls ``set_epoch(number of iterations so far)`` on samplers, which would
+    undo a resume.
+    """
+
+    def __init__(self, n: int, seed: int):
+        self.n, self.seed, self.epoch, self.skip = n, seed, 0, 0
+
+    def start_epoch(self, epoch: int, skip: int = 0) -> None:
+        self.epoch, self.skip = epoch, skip
+
+    def __iter__(self):
+        gen = torch.Generator()
+        gen.manual_seed(self.seed * 100_003 + self.epoch)
+        return iter(torch.randperm(self.n, generator=gen)[self.skip:].tolist())
+
+    def __len__(self) -> int:
+        return self.n - self.skip
+
+
 def make_loader(dataset: TableDataset, batch_size: int, shuffle: bool, num_workers: int = 0,
                 seed: int = 0, drop_last: bool = False) -> torch.utils.data.DataLoader:
-    gen = torch.Generator()
-    gen.manual_seed(seed)
+    sampler = EpochSampler(len(dataset), seed) if shuffle else None
     return torch.utils.data.DataLoader(
-        dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers,
-        collate_fn=dataset.collate, generator=gen, drop_last=drop_last,
-        persistent_workers=num_workers > 0,
+        dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
+        collate_fn=dataset.collate, drop_last=drop_last, persistent_workers=num_workers > 0,
     )
 
 

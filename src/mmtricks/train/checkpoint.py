@@ -47,6 +47,13 @@ class TopKCheckpoints:
     def _rank(self, r: CheckpointRecord) -> tuple:
         return (-r.score if self.greater else r.score, r.step)
 
+    def load_existing(self) -> None:
+        """Pick up the records a killed run left in the folder (files that still exist)."""
+        path = os.path.join(self.folder, "topk.json")
+        if os.path.isfile(path):
+            with open(path) as f:
+                self.records = [CheckpointRecord(**r) for r in json.load(f) if os.path.isfile(r["path"])]
+
     def would_keep(self, score: float) -> bool:
         if len(self.records) < self.k:
             return True
@@ -59,6 +66,7 @@ class TopKCheckpoints:
             return False
         path = os.path.join(self.folder, f"step-{step:07d}.safetensors")
         save_state(state_to_cpu(module), path)
+        self.records = [r for r in self.records if r.step != step]  # a resumed run redoing a step
         self.records.append(CheckpointRecord(path, float(score), step))
         self.records.sort(key=self._rank)
         for dropped in self.records[self.k:]:

@@ -20,6 +20,7 @@ import torch
 from ..config import MMConfig
 from .checkpoint import TopKCheckpoints
 from .metrics import Metric
+from .resume import read_resume_point, restore, save_resume_point
 from .soup import make_soup
 from .tricks.grad_clip import clip_gradients
 from .tricks.layer_decay import param_groups
@@ -36,6 +37,7 @@ class FitResult:
     epochs: float
     seconds: float
     history: list = field(default_factory=list)  # one dict per validation
+    resumed_from: Optional[int] = None  # the step a resumed fit continued from
 
 
 def make_fabric(env):
@@ -76,13 +78,16 @@ def predict_outputs(model, loader, problem_type: str, fabric=None) -> np.ndarray
 
 def train(net, train_loader, val_loader, val_labels: np.ndarray, *, cfg: MMConfig, problem_type: str,
           metric: Metric, run_dir: str, deadline: Optional[float] = None, seed: int = 0,
-          quiet: bool = False, log: Callable[[str], None] = print) -> FitResult:
+          quiet: bool = False, log: Callable[[str], None] = print, resumable: bool = False,
+          resume: bool = False) -> FitResult:
     """Train ``net`` and return the soup of its best checkpoints.
 
     Args:
         train_loader, val_loader: DataLoaders of micro batches (Fabric sets them up).
         val_labels: validation targets in the encoding the metric expects.
         deadline: ``time.time()`` by which training, validation and soup must be done.
+        resumable: write a resume point into ``run_dir/resume`` at each validation.
+        resume: continue from the resume point in ``run_dir`` when there is one.
     """
     from tqdm.auto import tqdm
 
@@ -94,6 +99,7 @@ def train(net, train_loader, val_loader, val_labels: np.ndarray, *, cfg: MMConfi
         param_groups(net, o.lr, o.weight_decay, o.layer_decay, o.head_lr_mult), lr=o.lr
     )
     model, optimizer = fabric.setup(net, optimizer)
+    sampler = train_loader.sampler  # EpochSampler: order fixed by (seed, epoch)
     train_loader = fabric.setup_dataloaders(train_loader)
     val_loader = fabric.setup_dataloaders(val_loader, use_distributed_sampler=False)
 
@@ -106,6 +112,7 @@ def train(net, train_loader, val_loader, val_labels: np.ndarray, *, cfg: MMConfi
     val_points = {math.ceil(steps_per_epoch * j / o.val_checks_per_epoch) for j in range(1, o.val_checks_per_epoch + 1)}
     criterion = loss_fn(problem_type)
     ckpts = TopKCheckpoints(os.path.join(run_dir, "checkpoints"), o.top_k, metric.greater_is_better)
+    resume_dir = os.path.join(run_dir, "resume")
 
     def validate() -> float:
         scores = predict_outputs(model, val_loader, problem_type, fabric)
@@ -113,10 +120,21 @@ def train(net, train_loader, val_loader, val_labels: np.ndarray, *, cfg: MMConfi
         return metric.fn(val_labels, scores)
 
     step, best, bad_checks, stopped = 0, metric.worst(), 0, "max_epochs"
+    start_epoch, skip_batches, resumed_from = 0, 0, None
     history: list[dict] = []
     t_step: Optional[float] = None  # seconds per optimizer step (moving average)
     t_val: Optional[float] = None  # seconds per validation
     running_loss: Optional[float] = None
+    point = read_resume_point(resume_dir) if resume else None
+    if point is not None:
+        restore(resume_dir, point, model, optimizer)
+        ckpts.load_existing()
+        step, best, bad_checks, history = point["step"], point["best"], point["bad_checks"], point["history"]
+        start_epoch, skip_batches, running_loss = point["epoch"], point["batches_in_epoch"], point["running_loss"]
+        scheduler.last_epoch = step
+        schedule.set_horizon(point["horizon"])
+        resumed_from = step
+        log(f"Resuming from step {step} (epoch {start_epoch}, batch {skip_batches}).")
 
     def reserve() -> float:
         """Time kept for a last validation and the soup's evaluations."""
@@ -131,14 +149,16 @@ def train(net, train_loader, val_loader, val_labels: np.ndarray, *, cfg: MMConfi
         affordable = step + max(0.0, deadline - time.time() - reserve()) / per_step
         schedule.set_horizon(min(planned, int(affordable)))
 
-    bar = tqdm(total=planned, desc="train", unit="step", disable=quiet or not fabric.is_global_zero,
+    bar = tqdm(total=planned, initial=step, desc="train", unit="step", disable=quiet or not fabric.is_global_zero,
                dynamic_ncols=True, leave=False)
     model.train()
     done = False
-    for epoch in range(o.max_epochs):
-        step_in_epoch = 0
+    for epoch in range(start_epoch, o.max_epochs):
+        first = skip_batches if epoch == start_epoch else 0  # batches a killed fit already trained on
+        sampler.start_epoch(epoch, skip=first * o.micro_batch_size)
+        step_in_epoch = math.ceil(first / accumulate)
         t0 = time.time()
-        for i, batch in enumerate(train_loader):
+        for i, batch in enumerate(train_loader, start=first):
             last_of_step = (i + 1) % accumulate == 0 or i + 1 == n_batches
             with fabric.no_backward_sync(model, enabled=not last_of_step):
                 loss = criterion(model(batch)["logits"], batch["label"])
@@ -173,6 +193,11 @@ def train(net, train_loader, val_loader, val_labels: np.ndarray, *, cfg: MMConfi
                                 "loss": running_loss, "lr": scheduler.get_last_lr()[0],
                                 "seconds": round(time.time() - start, 2)})
                 replan()
+                if resumable:
+                    save_resume_point(resume_dir, model, optimizer, {
+                        "step": step, "epoch": epoch, "batches_in_epoch": i + 1, "best": best,
+                        "bad_checks": bad_checks, "history": history, "running_loss": running_loss,
+                        "horizon": schedule.total_steps})
                 say = bar.write if not bar.disable else log
                 say(f"step {step} (epoch {step / steps_per_epoch:.2f}): val {metric.name} {score:.4f}"
                     f"{' *' if improved else ''}, train loss {running_loss:.4f}, {time.time() - start:.0f}s")
@@ -208,6 +233,7 @@ def train(net, train_loader, val_loader, val_labels: np.ndarray, *, cfg: MMConfi
         soup=soup_info,
         stopped=stopped,
         steps=step,
+        resumed_from=resumed_from,
         epochs=round(step / steps_per_epoch, 3),
         seconds=round(time.time() - start, 2),
         history=history,

@@ -1,0 +1,75 @@
+"""Resume points: enough state to continue a killed fit where its last validation left it.
+
+Written at each validation into ``<work_dir>/resume/``: the model weights and the
+optimizer state as safetensors, the RNG state, and the loop's counters as JSON.
+``state.json`` is replaced last and atomically, so a kill at any moment leaves either
+the previous resume point or the new one, never a mix.
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Optional
+
+import torch
+
+from .checkpoint import load_state, save_state, state_to_cpu
+
+
+def _optimizer_tensors(optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    sd = optimizer.state_dict()
+    tensors, scalars = {}, {}
+    for idx, st in sd["state"].items():
+        for key, value in st.items():
+            if torch.is_tensor(value):
+                tensors[f"state.{idx}.{key}"] = value.detach().cpu().contiguous()
+            else:
+                scalars[f"{idx}.{key}"] = value
+    groups = [{k: v for k, v in g.items()} for g in sd["param_groups"]]
+    return tensors, {"param_groups": groups, "scalars": scalars}
+
+
+def _optimizer_state(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
+    state: dict[int, dict] = {}
+    for name, value in tensors.items():
+        _, idx, key = name.split(".", 2)
+        state.setdefault(int(idx), {})[key] = value
+    for name, value in meta["scalars"].items():
+        idx, key = name.split(".", 1)
+        state.setdefault(int(idx), {})[key] = value
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def save_resume_point(folder: str, model, optimizer, counters: dict) -> None:
+    os.makedirs(folder, exist_ok=True)
+    step = int(counters["step"])
+    model_file, optim_file = f"model-{step:07d}.safetensors", f"optim-{step:07d}.safetensors"
+    save_state(state_to_cpu(model), os.path.join(folder, model_file))
+    tensors, meta = _optimizer_tensors(optimizer)
+    tensors["rng.torch"] = torch.get_rng_state()
+    save_state(tensors, os.path.join(folder, optim_file))
+    state = {**counters, "model_file": model_file, "optim_file": optim_file, "optimizer": meta}
+    tmp = os.path.join(folder, "state.json.tmp")
+    with open(tmp, "w") as f:
+        json.dump(state, f)
+    os.replace(tmp, os.path.join(folder, "state.json"))
+    for name in os.listdir(folder):  # the previous point is no longer needed
+        if name.endswith(".safetensors") and name not in (model_file, optim_file):
+            os.remove(os.path.join(folder, name))
+
+
+def read_resume_point(folder: str) -> Optional[dict]:
+    path = os.path.join(folder, "state.json")
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def restore(folder: str, state: dict, model, optimizer) -> None:
+    """Load the weights, optimizer state and RNG state of a resume point."""
+    getattr(model, "module", model).load_state_dict(load_state(os.path.join(folder, state["model_file"])))
+    tensors = load_state(os.path.join(folder, state["optim_file"]))
+    rng = tensors.pop("rng.torch")
+    optimizer.load_state_dict(_optimizer_state(tensors, state["optimizer"]))
+    torch.set_rng_state(rng)
