@@ -64,27 +64,15 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _pairs(items: Sequence[str], what: str) -> dict:
-    from .errors import ConfigError
-
-    out = {}
-    for item in items:
-        if "=" not in item:
-            raise ConfigError(f"{what} must look like NAME=VALUE. Got {item!r}.")
-        k, v = item.split("=", 1)
-        out[k.strip()] = v.strip()
-    return out
-
-
 def _run(args: argparse.Namespace) -> int:
     if args.command == "fit":
-        from .config import parse_overrides
+        from .config import parse_overrides, parse_pairs
         from .predictor import MultimodalPredictor
 
         predictor = MultimodalPredictor(
             label=args.label, problem_type=args.problem_type, eval_metric=args.eval_metric, preset=args.preset,
             overrides=parse_overrides(args.overrides), time_limit=args.time_limit, seed=args.seed,
-            column_types=_pairs(args.column_type, "--column-type") or None, verbosity=1 if args.quiet else 2,
+            column_types=parse_pairs(args.column_type, "--column-type COLUMN=KIND") or None, verbosity=1 if args.quiet else 2,
             work_dir=args.work_dir or args.out.rstrip("/") + ".work",
         )
         predictor.fit(args.train, tuning_data=args.tuning, resume=args.resume)

@@ -206,19 +206,24 @@ def apply_overrides(cfg: MMConfig, overrides: Mapping[str, Any]) -> MMConfig:
     return cfg
 
 
+def parse_pairs(items: typing.Iterable[str], form: str = "section.key=value") -> dict[str, str]:
+    """``['a=1', 'b=x']`` -> ``{'a': '1', 'b': 'x'}``; an item without '=' is a ConfigError."""
+    out: dict[str, str] = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"Expected '{form}'. Got {item!r}.")
+        key, value = item.split("=", 1)
+        out[key.strip()] = value.strip()
+    return out
+
+
 def parse_overrides(items: typing.Iterable[str] | Mapping[str, Any] | None) -> dict[str, Any]:
     """Accept a dict, or CLI strings ``'a.b=v'``; return a flat dict."""
     if items is None:
         return {}
     if isinstance(items, Mapping):
         return flatten(items)
-    out: dict[str, Any] = {}
-    for item in items:
-        if "=" not in item:
-            raise ConfigError(f"An override must look like 'section.key=value'. Got {item!r}.")
-        key, value = item.split("=", 1)
-        out[key.strip()] = value.strip()
-    return out
+    return parse_pairs(items)
 
 
 def resolve(preset: str = "default", overrides: Any = None) -> MMConfig:
