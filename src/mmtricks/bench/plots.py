@@ -17,7 +17,7 @@ def _pyplot():
 
 
 def score_bars(mean: "pd.DataFrame", std: "pd.DataFrame", metrics: dict[str, str], path: str) -> None:
-    """One panel per data set: mean test score per config, error bars = std over seeds.
+    """One panel per data set: mean test score per config (dots), error bars = std over seeds.
 
     Args:
         mean: Data set x config mean scores.
@@ -31,15 +31,13 @@ def score_bars(mean: "pd.DataFrame", std: "pd.DataFrame", metrics: dict[str, str
     for ax, ds in zip(axes[0], mean.index):
         row = mean.loc[ds].dropna()
         err = std.loc[ds, row.index].fillna(0.0)
-        ax.bar(range(len(row)), row.to_numpy(), yerr=err.to_numpy(), capsize=3, color="tab:blue")
+        ax.errorbar(range(len(row)), row.to_numpy(), yerr=err.to_numpy(), fmt="o", capsize=4, color="tab:blue")
         ax.set_xticks(range(len(row)))
         ax.set_xticklabels(row.index, rotation=45, ha="right", fontsize=8)
+        ax.set_xlim(-0.5, len(row) - 0.5)
+        ax.grid(axis="y", alpha=0.3)
         ax.set_title(ds, fontsize=10)
         ax.set_ylabel(metrics.get(ds, "score"), fontsize=8)
-        if len(row):
-            lo, hi = float((row - err).min()), float((row + err).max())
-            pad = 0.1 * (hi - lo) or 0.05 * abs(hi) or 0.05
-            ax.set_ylim(lo - pad, hi + pad)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

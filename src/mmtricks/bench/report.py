@@ -63,7 +63,7 @@ def _settings(df: "pd.DataFrame") -> str:
                   f"  - train rows per seed at most {prof.get('max_train_rows') or 'all'} (stratified, seeded; "
                   f"the same rows for every config); test split whole",
                   f"  - time limit per fit: {limits} s; mmtricks overrides: {', '.join(over) or 'none'}"]
-    first = df[df["status"] == "ok"]
+    first = df[df["status"] == "ok"].sort_values("config_kind", key=lambda k: k != "preset", kind="stable")
     if len(first):
         row = first.iloc[0]
         vers = row.get("versions") or {}
@@ -137,8 +137,11 @@ def _relative(clean: "pd.DataFrame", configs: list[str], plots: str) -> str:
         return head + "No `baseline` runs: nothing to compare against."
     table = table.reindex([c for c in configs if c in table.index])
     n = clean.groupby("modality_group")["dataset"].nunique()
-    headers = ["config", *[f"{g} ({n.get(g, len(set(clean['dataset'])))} data sets)" if g != "all"
-                           else "all data sets" for g in table.columns]]
+    def label(g: str) -> str:
+        k = int(n.get(g, 0)) if g != "all" else clean["dataset"].nunique()
+        return f"{'all' if g == 'all' else g} ({k} data set{'s' if k != 1 else ''})"
+
+    headers = ["config", *[label(g) for g in table.columns]]
     rows = [[c, *[_num(v, "{:+.2%}") for v in table.loc[c]]] for c in table.index]
     grouped_bars(table.drop(columns="all"), "improvement over baseline", os.path.join(plots, "relative.png"),
                  percent=True)
@@ -153,9 +156,10 @@ def _peers(df: "pd.DataFrame", clean: "pd.DataFrame", configs: list[str], plots:
     from .plots import grouped_bars
 
     rows, cost = [], {}
+    everything = df[(df["missing_train"] == 0) & (df["missing_test"] == 0)]
     for c in configs:
         part = clean[clean["config"] == c]
-        status = df[df["config"] == c]["status"].value_counts()
+        status = everything[everything["config"] == c]["status"].value_counts()
         fit, rps = part["fit_seconds"].mean(), part["rows_per_s"].mean()
         ratio = pd.to_numeric(part["time_over_limit"], errors="coerce")
         kind = df[df["config"] == c]["config_kind"].iloc[0]
@@ -199,13 +203,16 @@ def _missingness(ok: "pd.DataFrame", configs: list[str], plots: str) -> str:
 
 
 def _problems(df: "pd.DataFrame") -> str:
-    bad = df[df["status"] != "ok"]
+    bad = df[df["status"] != "ok"].copy()
     if bad.empty:
         return ""
-    rows = [[r["dataset"], r["config"], r["seed"], f"{r['missing_train']:g}/{r['missing_test']:g}", r["status"],
-             (str(r.get("reason") or "").strip().splitlines() or [""])[0][:200]] for _, r in bad.iterrows()]
-    return "## Skipped and failed runs\n\n" + md_table(["data set", "config", "seed", "missing train/test",
-                                                        "status", "reason"], rows)
+    bad["why"] = [(str(r or "").strip().splitlines() or [""])[0][:300] for r in bad.get("reason", [""] * len(bad))]
+    rows = []
+    for (config, status, why), part in bad.groupby(["config", "status", "why"], sort=True):
+        rows.append([config, status, len(part), ", ".join(sorted(set(part["dataset"]))),
+                     ", ".join(str(s) for s in sorted(set(part["seed"]))), why])
+    return "## Skipped and failed runs\n\n" + md_table(["config", "status", "runs", "data sets", "seeds",
+                                                        "reason (first line; full text in results.jsonl)"], rows)
 
 
 def build_report(out_dir: str) -> str:

@@ -19,6 +19,9 @@ from typing import Any, Callable, Optional
 from .results import append_result, latest, ratio_key, read_results, run_key
 
 PROGRESS = "progress.log"
+# Fields of the peer script's JSON line copied into the result line as they are.
+PEER_FIELDS = ("score", "fit_seconds", "predict_seconds", "rows_per_s", "n_scored", "n_unseen_label", "n_train",
+               "n_test")
 
 
 @dataclass
@@ -62,7 +65,10 @@ class Bench:
         self.overrides = {**self.profile.overrides, **spec.overrides}
         for config in self.configs:  # bad --set keys fail now, not in the first worker
             if config not in _peers():
-                resolve(config, self.overrides)
+                cfg = resolve(config, self.overrides)
+                # Typed values ('1' from --set becomes 1) for the result lines.
+                self.overrides = {k: getattr(getattr(cfg, k.split(".")[0]), k.split(".")[1])
+                                  for k in self.overrides}
         names = spec.datasets or [e["name"] for e in list_entries(spec.data_dir)]
         self.datasets = [load_dataset(n, spec.data_dir) for n in names]
         self.train_ratios = sorted({ratio_key(r) for r in spec.missing_train} or {0.0})
@@ -120,7 +126,7 @@ class Bench:
             for line in lines:
                 append_result(self.spec.out_dir, line)
                 counts[line["status"]] += 1
-            self.log(f"end   {what}: " + "; ".join(self._summary(line) for line in lines))
+            self.log(f"end   {what}: " + self._summary(lines))
         if self.spec.dry_run:
             self.log(f"bench: dry run, {len(units)} fits left to run")
             return counts
@@ -134,12 +140,21 @@ class Bench:
         return f" missing train={mtrain:g} test={','.join(f'{t:g}' for t in tests)}"
 
     @staticmethod
-    def _summary(line: dict[str, Any]) -> str:
-        if line["status"] != "ok":
-            reason = str(line.get("reason") or "").strip().splitlines()
-            return f"{line['status']} ({reason[0] if reason else 'no reason given'})"
-        return (f"{line['metric']}={line['score']:.4f} fit={line['fit_seconds']:.1f}s "
-                f"predict={line['predict_seconds']:.1f}s peak={line.get('peak_rss_mb')}MiB")
+    def _summary(lines: list[dict[str, Any]]) -> str:
+        """'accuracy=0.81 fit=85.0s ...' (per test ratio when several); a failure's first reason line."""
+        parts = []
+        for line in lines:
+            if line["status"] != "ok":
+                reason = str(line.get("reason") or "").strip().splitlines()
+                parts.append(f"{line['status']} ({reason[0] if reason else 'no reason given'})")
+            else:
+                parts.append(f"{line['metric']}={line['score']:.4f} fit={line['fit_seconds']:.1f}s "
+                             f"predict={line['predict_seconds']:.1f}s peak={line.get('peak_rss_mb')}MiB")
+            if len(lines) > 1:
+                parts[-1] = f"test {line['missing_test']:g}: {parts[-1]}"
+        if len(lines) > 1 and all(p.split(": ", 1)[1] == parts[0].split(": ", 1)[1] for p in parts):
+            return parts[0].split(": ", 1)[1]  # e.g. the same skip reason for every test ratio
+        return "; ".join(parts)
 
     def _base(self, ds: Any, config: str, seed: int, mtrain: float, mtest: float) -> dict[str, Any]:
         from .configs import config_kind
@@ -233,6 +248,8 @@ class Bench:
             out_dir = os.path.join(sub, "out")
             request = build_request(AUTOGLUON_KIND[config], train_path, test_path, ds, self.profile,
                                     self.time_limit, seed, out_dir)
+            if self.spec.threads:
+                request["num_threads"] = self.spec.threads
             req_path = os.path.join(sub, "request.json")
             with open(req_path, "w", encoding="utf-8") as fh:
                 json.dump(request, fh, indent=2)
@@ -247,15 +264,15 @@ class Bench:
                 shutil.rmtree(out_dir, ignore_errors=True)
             if child.returncode != 0 or out is None or out.get("score") is None:
                 why = "timed out" if child.timed_out else f"peer exit code {child.returncode}"
+                if out and out.get("error"):
+                    why += f": {out['error']}"
                 lines.append(self._failed(base, f"{why}; log {log_path}:\n{log_tail(log_path)}"))
                 continue
             rss = max(filter(None, [child.peak_rss_mb, out.get("peak_rss_mb")]), default=None)
-            extra = {k: v for k, v in out.items() if k not in ("score", "fit_seconds", "predict_seconds",
-                                                                "rows_per_s", "peak_rss_mb", "versions")}
-            lines.append({**base, "status": "ok", "score": out["score"], "fit_seconds": out.get("fit_seconds"),
-                          "predict_seconds": out.get("predict_seconds"), "rows_per_s": out.get("rows_per_s"),
-                          "peak_rss_mb": rss, "versions": {**versions(), **(out.get("versions") or {})},
-                          "peer_output": extra})
+            line = {**base, "status": "ok", **{k: out.get(k) for k in PEER_FIELDS if k in out}, "peak_rss_mb": rss,
+                    "versions": {**versions(), **(out.get("versions") or {})},
+                    "peer_output": {k: v for k, v in out.items() if k not in (*PEER_FIELDS, "versions")}}
+            lines.append(line)
         return lines
 
     def _watchdog(self) -> float:
@@ -279,6 +296,24 @@ def _peers() -> dict[str, str]:
     return PEERS
 
 
+def _interrupt(signum, frame):  # pragma: no cover - exercised by `kill`
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def run_bench(spec: BenchSpec, echo: Callable[[str], None] = print) -> dict[str, int]:
-    """Run ``spec`` (see :class:`Bench`); return counts of new result lines by status."""
-    return Bench(spec, echo).run()
+    """Run ``spec`` (see :class:`Bench`); return counts of new result lines by status.
+
+    SIGTERM is turned into KeyboardInterrupt while it runs, so ``kill PID`` also ends the
+    run's child process instead of leaving it behind.
+    """
+    import signal
+    import threading
+
+    bench = Bench(spec, echo)
+    if threading.current_thread() is not threading.main_thread():
+        return bench.run()
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return bench.run()
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -26,13 +26,10 @@ def peak_rss_mb() -> float:
 
 
 def _device() -> str:
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            return torch.cuda.get_device_name(0)
-    except ImportError:  # pragma: no cover
-        pass
+    """The GPU's name when the run used torch and one is visible, else 'cpu'."""
+    torch = sys.modules.get("torch")  # the linear peer never imports torch: don't load it for this
+    if torch is not None and torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
     return "cpu"
 
 

