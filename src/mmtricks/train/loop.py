@@ -53,7 +53,10 @@ def make_fabric(env):
     devices = env.devices
     if devices != "auto":
         devices = [int(d) for d in devices.split(",")] if "," in devices else int(devices)
-    return Fabric(accelerator=env.accelerator, devices=devices, strategy=env.strategy, precision=precision)
+    fabric = Fabric(accelerator=env.accelerator, devices=devices, strategy=env.strategy, precision=precision)
+    if fabric.world_size > 1:
+        fabric.launch()  # several devices: joins (or starts) the processes of the strategy
+    return fabric
 
 
 def loss_fn(problem_type: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
