@@ -141,3 +141,14 @@ def test_every_basic_trick_switches_off():
     s = WarmupCosine(100, o.warmup_fraction, o.schedule)
     assert {s(i) for i in range(0, 101, 10)} == {1.0}
     assert math.isclose(resolve("baseline+warmup").optim.warmup_fraction, 0.1)
+
+
+def test_small_training_sets_get_enough_steps_per_epoch():
+    from mmtricks.train.loop import plan_batches
+
+    o = resolve("default").optim  # batch 128, micro 32, at least 10 steps an epoch
+    assert plan_batches(100_000, o) == (32, 4)  # the reference effective batch of 128
+    assert plan_batches(405, o) == (32, 1)  # 405 rows: batch 40 -> one micro batch of 32
+    assert plan_batches(50, o) == (5, 1)
+    o.min_steps_per_epoch = 0
+    assert plan_batches(405, o) == (32, 4)

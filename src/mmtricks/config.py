@@ -84,6 +84,7 @@ class OptimConfig:
     weight_decay: float = 1e-3
     batch_size: int = 128  # effective batch; accumulation makes it from micro batches
     micro_batch_size: int = 32
+    min_steps_per_epoch: int = 10  # small training sets: the effective batch shrinks to give this many steps; 0: off
     max_epochs: int = 20
     val_checks_per_epoch: int = 2
     patience: int = 10  # validations without improvement before stopping

@@ -105,7 +105,7 @@ class MultimodalPredictor:
         seed_everything(self.seed, verbose=False)  # before building: random init is part of the fit
         model, pre = self._build(schema, cfg, train_df)
         from .data.dataset import TableDataset, make_loader
-        from .train.loop import train
+        from .train.loop import plan_batches, train
 
         from .train.tricks.modality_dropout import ModalityDropout
 
@@ -114,8 +114,8 @@ class MultimodalPredictor:
         val_enc = pre.encode(val_df, val_base, with_labels=True)
         val_ds = self._dataset(pre, val_enc)
         e = cfg.env
-        train_loader = make_loader(train_ds, cfg.optim.micro_batch_size, True, e.num_workers, self.seed,
-                                   drop_last=len(train_ds) > cfg.optim.micro_batch_size)
+        micro, _ = plan_batches(len(train_ds), cfg.optim)
+        train_loader = make_loader(train_ds, micro, True, e.num_workers, self.seed, drop_last=len(train_ds) > micro)
         val_loader = make_loader(val_ds, e.eval_batch_size, False, e.num_workers, self.seed)
         deadline = start + self.time_limit if self.time_limit else None
         run_dir = self._prepare_work_dir(cfg, schema, len(train_df), len(val_df), resume)

@@ -59,6 +59,20 @@ def make_fabric(env):
     return fabric
 
 
+def plan_batches(n_train: int, optim, world_size: int = 1) -> tuple[int, int]:
+    """``(micro_batch, accumulate)`` for the effective batch.
+
+    The effective batch is ``optim.batch_size``, shrunk on small training sets so that an
+    epoch still has ``optim.min_steps_per_epoch`` optimizer steps (a 400-row table with a
+    batch of 128 would otherwise train on 3 steps an epoch).
+    """
+    effective = optim.batch_size
+    if optim.min_steps_per_epoch > 0:
+        effective = min(effective, max(1, n_train // (optim.min_steps_per_epoch * world_size)))
+    micro = max(1, min(optim.micro_batch_size, effective))
+    return micro, max(1, round(effective / micro))
+
+
 def loss_fn(problem_type: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     if problem_type == "regression":
         return lambda logits, y: torch.nn.functional.mse_loss(logits[:, 0].float(), y.float())
@@ -106,7 +120,7 @@ def train(net, train_loader, val_loader, val_labels: np.ndarray, *, cfg: MMConfi
     train_loader = fabric.setup_dataloaders(train_loader)
     val_loader = fabric.setup_dataloaders(val_loader, use_distributed_sampler=False)
 
-    accumulate = max(1, round(o.batch_size / (o.micro_batch_size * fabric.world_size)))
+    micro, accumulate = plan_batches(len(train_loader.dataset), o, fabric.world_size)
     n_batches = len(train_loader)
     steps_per_epoch = max(1, math.ceil(n_batches / accumulate))
     planned = steps_per_epoch * o.max_epochs
@@ -158,7 +172,7 @@ def train(net, train_loader, val_loader, val_labels: np.ndarray, *, cfg: MMConfi
     done = False
     for epoch in range(start_epoch, o.max_epochs):
         first = skip_batches if epoch == start_epoch else 0  # batches a killed fit already trained on
-        sampler.start_epoch(epoch, skip=first * o.micro_batch_size)
+        sampler.start_epoch(epoch, skip=first * micro)
         step_in_epoch = math.ceil(first / accumulate)
         t0 = time.time()
         for i, batch in enumerate(train_loader, start=first):
