@@ -72,3 +72,17 @@ def test_shipped_demo_data():
     size = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(folder) for f in fs)
     assert size < 2 * 1024 * 1024
     assert os.path.isfile(os.path.join(folder, "LICENSE-images-Apache-2.0.txt"))
+
+
+def test_fit_resume_from_the_cli(tmp_path, capsys):
+    df = make_table(str(tmp_path), n=40, kinds=("numerical", "categorical"))
+    train = tmp_path / "train.csv"
+    df.to_csv(train, index=False)
+    args = ["fit", "--train", str(train), "--label", "y", "--preset", "tiny", "--set", "optim.max_epochs=1",
+            "--out", str(tmp_path / "m"), "--work-dir", str(tmp_path / "w"), "--quiet"]
+    assert main(args) == 0
+    assert (tmp_path / "w" / "resume" / "state.json").is_file()  # an explicit work dir is kept
+    capsys.readouterr()
+    assert main(args + ["--resume"]) == 0
+    assert "Resuming from step" in capsys.readouterr().out
+    assert not (tmp_path / "m.work").exists()
