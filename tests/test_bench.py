@@ -153,21 +153,32 @@ def test_resume_skips_done_runs_and_completes_a_partial_file(tmp_path, monkeypat
     assert [r["config"] for r in read_results(str(out))][-1] == "autogluon_tabular"
 
 
+FAKE_PEER = (  # a stand-in for bench/peers/autogluon_run.py: right for even test rows, wrong for odd ones
+    "import json, os, sys\n"
+    "import pandas as pd\n"
+    "req = json.load(open(sys.argv[2]))\n"
+    "keys = ['kind', 'train_path', 'test_path', 'base_dir', 'label', 'problem_type', 'metric', 'time_limit',\n"
+    "        'seed', 'text_backbone', 'image_backbone', 'max_train_rows', 'text_max_length', 'out_dir']\n"
+    "assert all(k in req for k in keys), req\n"
+    "y = list(pd.read_parquet(req['test_path'])[req['label']])\n"
+    "classes = ['a', 'b', 'c']\n"
+    "guess = [v if i % 2 == 0 else classes[(classes.index(v) + 1) % 3] for i, v in enumerate(y)]\n"
+    "os.makedirs(req['out_dir'], exist_ok=True)\n"
+    "path = os.path.join(req['out_dir'], 'predictions.parquet')\n"
+    "pd.DataFrame([[float(g == c) for c in classes] for g in guess], columns=classes).to_parquet(path)\n"
+    "print('some log line')\n"
+    "print(json.dumps({'status': 'ok', 'metric': req['metric'], 'predictions': path, 'classes': classes,\n"
+    "                  'n_test': len(y), 'fit_seconds': 1.0, 'predict_seconds': 0.5, 'rows_per_s': 60.0,\n"
+    "                  'peak_rss_mb': 10.0, 'versions': {'autogluon': 'fake'}, 'kind': req['kind'],\n"
+    "                  'request': os.path.abspath(sys.argv[2])}))\n")
+
+
 def test_peer_script_contract_and_missingness_grid(tmp_path, monkeypatch):
-    """A stand-in for bench/peers/autogluon_run.py; the missingness grid fits once per train ratio."""
+    """The peer writes predictions, the harness scores them; the missingness grid fits once per train ratio."""
     data, out = tmp_path / "data", tmp_path / "out"
     _write_set(str(data), kinds=("numerical", "categorical", "text"))
     fake = tmp_path / "fake_peer.py"
-    fake.write_text(
-        "import json, sys\n"
-        "req = json.load(open(sys.argv[2]))\n"
-        "keys = ['kind', 'train_path', 'test_path', 'base_dir', 'label', 'problem_type', 'metric', 'time_limit',\n"
-        "        'seed', 'text_backbone', 'image_backbone', 'max_train_rows', 'text_max_length', 'out_dir']\n"
-        "assert all(k in req for k in keys), req\n"
-        "print('some log line')\n"
-        "print(json.dumps({'status': 'ok', 'score': 0.5, 'fit_seconds': 1.0, 'predict_seconds': 0.5,\n"
-        "                  'rows_per_s': 60.0, 'peak_rss_mb': 10.0, 'versions': {'autogluon': 'fake'},\n"
-        "                  'kind': req['kind']}))\n")
+    fake.write_text(FAKE_PEER)
     monkeypatch.setenv("MMTRICKS_AUTOGLUON_PYTHON", sys.executable)
     monkeypatch.setenv("MMTRICKS_AUTOGLUON_SCRIPT", str(fake))
     rc = _bench(data, out, "--configs", "linear,autogluon_mm", "--missing-train", "0,0.5", "--missing-test",
@@ -179,7 +190,9 @@ def test_peer_script_contract_and_missingness_grid(tmp_path, monkeypatch):
     assert all(r["status"] == "ok" for r in lines)
     peer = [r for r in lines if r["config"] == "autogluon_mm"][0]
     assert peer["score"] == 0.5 and peer["versions"]["autogluon"] == "fake" and peer["time_over_limit"] > 0
-    assert peer["peer_output"]["kind"] == "multimodal"
+    assert (peer["n_scored"], peer["n_unseen_label"], peer["n_test"]) == (30, 0, 30)
+    assert peer["peer_output"]["kind"] == "multimodal" and "classes" not in peer["peer_output"]
+    assert peer["peer_output"]["predictions"].endswith("predictions.parquet")
     runs = out / "scratch" / "quick" / "syn" / "seed0" / "runs"
     assert sorted(os.listdir(runs)) == ["autogluon_mm_m0", "autogluon_mm_m0.5", "linear_m0", "linear_m0.5"]
     request = json.loads((runs / "linear_m0.5" / "request.json").read_text())
@@ -189,6 +202,68 @@ def test_peer_script_contract_and_missingness_grid(tmp_path, monkeypatch):
     report = (out / "report.md").read_text()
     assert "## Missing modalities" in report and "test 0.5" in report and "train 0.5" in report
     assert (out / "plots" / "missingness.png").is_file()
+
+
+def test_peer_output_is_scored_by_the_harness(tmp_path):
+    """parse_output scores the peer's predictions file with score_outputs; error lines stay errors."""
+    from mmtricks.bench.autogluon import parse_output
+    from mmtricks.bench.scoring import score_outputs
+
+    def peer_run(name, labels, frame, problem_type, metric, **line):
+        folder = tmp_path / name
+        folder.mkdir()
+        pd.DataFrame({"y": labels, "x": range(len(labels))}).to_parquet(folder / "test.parquet")
+        frame.to_parquet(folder / "predictions.parquet")
+        request = {"test_path": str(folder / "test.parquet"), "label": "y", "problem_type": problem_type,
+                   "metric": metric, "out_dir": str(folder)}
+        (folder / "request.json").write_text(json.dumps(request))
+        line = {"status": "ok", "predictions": str(folder / "predictions.parquet"),
+                "request": str(folder / "request.json"), "fit_seconds": 2.0, **line}
+        return "AutoGluon log {not json}\n" + json.dumps(line) + '\n{"progress": 1}\n'
+
+    # Multiclass: a missing label is dropped, an unseen one ("d") counted; same numbers as score_outputs.
+    labels = ["a", "b", "c", "d", None, "a"]
+    proba = np.array([[.8, .1, .1], [.2, .7, .1], [.6, .2, .2], [.3, .3, .4], [.1, .1, .8], [.2, .5, .3]])
+    out = parse_output(peer_run("mc", labels, pd.DataFrame(proba, columns=["a", "b", "c"]), "multiclass",
+                                "accuracy", classes=["a", "b", "c"]))
+    assert out["status"] == "ok" and (out["score"], out["n_scored"], out["n_unseen_label"]) == (0.5, 4, 1)
+    assert out["fit_seconds"] == 2.0 and "classes" not in out
+    # Binary roc_auc with integer classes (column names "0", "1"; float labels in the test file).
+    p1 = np.array([.1, .9, .4, .8, .3])
+    out = parse_output(peer_run("bin", [0.0, 1.0, 0.0, 1.0, 1.0], pd.DataFrame({"0": 1 - p1, "1": p1}), "binary",
+                                "roc_auc", classes=[0, 1]))
+    want = score_outputs(pd.Series([0, 1, 0, 1, 1]), np.c_[1 - p1, p1], [0, 1], "binary", "roc_auc")
+    assert out["score"] == pytest.approx(want["score"]) and out["n_scored"] == 5
+    # Regression: the "prediction" column.
+    out = parse_output(peer_run("reg", [1.0, 2.0, 3.0], pd.DataFrame({"prediction": [1.0, 2.0, 5.0]}),
+                                "regression", "rmse", classes=[]))
+    assert out["score"] == pytest.approx(np.sqrt(4 / 3)) and out["n_unseen_label"] == 0
+
+    # Columns that do not match the classes, and a line without a predictions file: errors, not crashes.
+    out = parse_output(peer_run("bad", ["a", "b"], pd.DataFrame({"a": [1.0, 0.0], "x": [0.0, 1.0]}), "multiclass",
+                                "accuracy", classes=["a", "b"]))
+    assert out["status"] == "error" and out["score"] is None and "do not match" in out["error"]
+    out = parse_output(json.dumps({"status": "ok", "fit_seconds": 1.0}))
+    assert out["status"] == "error" and "no 'request'" in out["error"]
+    # The peer's own error line comes back with its text; no status line at all gives None.
+    out = parse_output('log\n{"status": "error", "error": "ValueError: request lacks [\'label\']"}\n')
+    assert out["score"] is None and out["error"] == "ValueError: request lacks ['label']"
+    assert parse_output('log\n{"progress": 1}\n') is None
+
+
+def test_peer_error_line_is_recorded_as_failed(tmp_path, monkeypatch):
+    data, out = tmp_path / "data", tmp_path / "out"
+    _write_set(str(data), kinds=("numerical",))
+    fake = tmp_path / "failing_peer.py"
+    fake.write_text("import json, sys\nprint('Traceback: ...', file=sys.stderr)\n"
+                    "print(json.dumps({'status': 'error', 'error': 'FileNotFoundError: no timm folder'}))\n"
+                    "sys.exit(1)\n")
+    monkeypatch.setenv("MMTRICKS_AUTOGLUON_PYTHON", sys.executable)
+    monkeypatch.setenv("MMTRICKS_AUTOGLUON_SCRIPT", str(fake))
+    assert _bench(data, out, "--configs", "autogluon_tabular") == 1  # a failed run: exit code 1
+    [line] = read_results(str(out))
+    assert line["status"] == "failed" and line["score"] is None
+    assert "FileNotFoundError: no timm folder" in line["reason"]
 
 
 # --------------------------------------------------------------------------------- report

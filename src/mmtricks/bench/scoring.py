@@ -1,4 +1,9 @@
-"""Score any config's test outputs the same way (mmtricks' metric registry)."""
+"""Score any config's test outputs the same way (mmtricks' metric registry).
+
+:func:`score_outputs` is the one scorer of the bench: the worker calls it for presets and the
+``linear`` peer, :func:`mmtricks.bench.autogluon.parse_output` for the predictions file the
+AutoGluon peers write (the peer script itself does not score).
+"""
 from __future__ import annotations
 
 from typing import Any, Sequence
