@@ -75,7 +75,7 @@ class TableDataset(Dataset):
             "num": t.num[i].copy(),
             "num_missing": t.num_missing[i].copy(),
             "cat": t.cat[i].copy(),
-            "text": [list(c) for c in t.text_ids[i]] if t.text_ids is not None else None,
+            "text": list(t.text_ids[i]) if t.text_ids is not None else None,
             "images": list(t.image_paths[i]) if t.image_paths is not None else None,
         }
 
@@ -90,7 +90,7 @@ class TableDataset(Dataset):
         }
         if row["text"] is not None:
             item["text_ids"] = torch.tensor(self.text.join(row["text"]), dtype=torch.long)
-            item["text_missing"] = torch.tensor(not any(row["text"]))
+            item["text_missing"] = torch.tensor(not any(len(c) for c in row["text"]))
         if row["images"] is not None:
             images, missing = [], []
             for path in row["images"]:

@@ -18,7 +18,7 @@ class EncodedTable:
     num: np.ndarray  # (n, n_num) float32
     num_missing: np.ndarray  # (n, n_num) bool
     cat: np.ndarray  # (n, n_cat) int64, 0 = unknown
-    text_ids: Optional[list[list[list[int]]]]  # per row, per text column: token ids; None without text
+    text_ids: Optional[list[list[np.ndarray]]]  # per row, per text column: int32 token ids; None without text
     image_paths: Optional[list[list[Optional[str]]]]  # per row per image column
     labels: Optional[np.ndarray]  # (n,) int64 or float32
 

@@ -135,17 +135,20 @@ class TextProcessor:
         pad = self.tokenizer.pad_token_id
         return int(pad if pad is not None else 0)
 
-    def transform(self, df: pd.DataFrame) -> list[list[list[int]]]:
-        """Per row, per text column: token ids without special tokens (empty for missing text)."""
+    def transform(self, df: pd.DataFrame) -> list[list[np.ndarray]]:
+        """Per row, per text column: int32 token ids without special tokens (empty for missing text).
+
+        Arrays, not lists of Python ints: a 100,000-row table of long texts stays small.
+        """
         per_col = []
         for col in self.columns:
             # A huge cell is cut before tokenising: a token is rarely under one character.
             texts = [t[: self.max_length * 16] for t in df[col].map(_cell_text).tolist()]
             enc = self.tokenizer(texts, add_special_tokens=False, truncation=True, max_length=self.max_length)
-            per_col.append([list(ids) for ids in enc["input_ids"]])
+            per_col.append([np.asarray(ids, dtype=np.int32) for ids in enc["input_ids"]])
         return [list(cols) for cols in zip(*per_col)]
 
-    def join(self, cols: list[list[int]]) -> list[int]:
+    def join(self, cols: list) -> list[int]:
         """One sequence for the encoder; columns shorter than their share give room to others."""
         budget = max(0, self.max_length - len(self._prefix) - len(self._sep) * max(1, len(cols)))
         caps = [0] * len(cols)
@@ -156,7 +159,7 @@ class TextProcessor:
         ids = list(self._prefix)
         for j, col in enumerate(cols):
             if caps[j]:
-                ids += col[: caps[j]] + self._sep
+                ids += [int(t) for t in col[: caps[j]]] + self._sep
         return ids if len(ids) > len(self._prefix) else ids + self._sep
 
     def state(self) -> dict:
