@@ -175,3 +175,12 @@ def test_decompression_bomb_is_refused(fitted, monkeypatch):
 def test_every_error_is_an_mmtricks_error_subclassing_a_builtin():
     for cls in (DataError, SchemaError):
         assert issubclass(cls, MMTricksError) and issubclass(cls, ValueError)
+
+
+def test_prediction_in_chunks_matches_one_pass(fitted, monkeypatch):
+    import mmtricks.predictor as predictor_module
+
+    p, df, _ = fitted
+    whole = p.predict_proba(df)
+    monkeypatch.setattr(predictor_module, "PREDICT_CHUNK", 7)  # bounded memory: encode 7 rows at a time
+    pd.testing.assert_frame_equal(p.predict_proba(df), whole, atol=1e-6, rtol=0)

@@ -13,6 +13,8 @@ import pandas as pd
 from .data.io import TableLike, read_table
 from .errors import NotFittedError, SchemaError
 
+PREDICT_CHUNK = 8192  # rows encoded at a time when predicting
+
 
 class MultimodalPredictor:
     """Fit deep multimodal models on a table of numbers, categories, text and image paths.
@@ -219,19 +221,21 @@ class MultimodalPredictor:
         self._check_fitted()
         df, base = read_table(data, base_dir)
         features = validate_frame(df, self.schema_)
-        encoded = self.preprocessor_.encode(features, base, with_labels=False)
-        loader = make_loader(self._dataset(self.preprocessor_, encoded), self.config_.env.eval_batch_size, False,
-                             self.config_.env.num_workers)
         device = "cuda" if torch.cuda.is_available() and self.config_.env.accelerator in ("auto", "cuda", "gpu") else "cpu"
         model = self.model_.to(device).eval()
         outs = []
-        with torch.no_grad():
-            for batch in loader:
-                out = model({k: v.to(device) for k, v in batch.items()})
-                value = out["features"] if key == "features" else out["logits"]
-                if key == "logits":
-                    value = value[:, 0] if self.schema_.problem_type == "regression" else value.float().softmax(-1)
-                outs.append(value.float().cpu())
+        # Chunks bound memory: only PREDICT_CHUNK rows are encoded at a time, images per batch.
+        for begin in range(0, len(features), PREDICT_CHUNK):
+            encoded = self.preprocessor_.encode(features.iloc[begin:begin + PREDICT_CHUNK], base, with_labels=False)
+            loader = make_loader(self._dataset(self.preprocessor_, encoded), self.config_.env.eval_batch_size, False,
+                                 self.config_.env.num_workers)
+            with torch.no_grad():
+                for batch in loader:
+                    out = model({k: v.to(device) for k, v in batch.items()})
+                    value = out["features"] if key == "features" else out["logits"]
+                    if key == "logits":
+                        value = value[:, 0] if self.schema_.problem_type == "regression" else value.float().softmax(-1)
+                    outs.append(value.float().cpu())
         self.model_.cpu()
         return torch.cat(outs).numpy(), df
 
