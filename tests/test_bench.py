@@ -9,7 +9,7 @@ import pytest
 
 from mmtricks.bench import corrupt, load_dataset
 from mmtricks.bench.datasets import list_entries
-from mmtricks.bench.report import build_report, relative_improvement
+from mmtricks.bench.report import relative_improvement
 from mmtricks.bench.results import read_results
 from mmtricks.cli import main
 from mmtricks.errors import ConfigError

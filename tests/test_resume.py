@@ -1,6 +1,5 @@
 """Crash safety: a fit killed with SIGKILL resumes from its last resume point."""
 import json
-import os
 import signal
 import subprocess
 import sys

@@ -1,6 +1,5 @@
 """The bad-input catalogue of docs/robustness.md: each row gets a typed error or a tested recovery."""
 import os
-import warnings
 
 import numpy as np
 import pandas as pd

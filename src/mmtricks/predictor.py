@@ -106,7 +106,7 @@ class MultimodalPredictor:
 
         seed_everything(self.seed, verbose=False)  # before building: random init is part of the fit
         model, pre = self._build(schema, cfg, train_df)
-        from .data.dataset import TableDataset, make_loader
+        from .data.dataset import make_loader
         from .train.loop import plan_batches, train
 
         from .train.tricks.modality_dropout import ModalityDropout

@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
-from .results import append_result, latest, ratio_key, read_results, run_key
+from .results import append_result, latest, ratio_key, read_results
 
 PROGRESS = "progress.log"
 # Fields of the peer script's JSON line copied into the result line as they are.
