@@ -104,13 +104,12 @@ class MultimodalPredictor:
 
         from lightning_fabric.utilities.seed import seed_everything
 
-        seed_everything(self.seed, verbose=False)  # before building: random init is part of the fit
-        model, pre = self._build(schema, cfg, train_df)
         from .data.dataset import make_loader
         from .train.loop import plan_batches, train
-
         from .train.tricks.modality_dropout import ModalityDropout
 
+        seed_everything(self.seed, verbose=False)  # before building: random init is part of the fit
+        model, pre = self._build(schema, cfg, train_df)
         hook = ModalityDropout(cfg.data.modality_dropout) if cfg.data.modality_dropout > 0 else None
         train_ds = self._dataset(pre, pre.encode(train_df, base, with_labels=True), row_hook=hook)
         val_enc = pre.encode(val_df, val_base, with_labels=True)
