@@ -14,16 +14,12 @@ class MultimodalNet(nn.Module):
     def __init__(self, encoders: dict[str, nn.Module], fusion_name: str, fusion_kwargs: dict, n_out: int):
         super().__init__()
         self.encoders = nn.ModuleDict(encoders)
-        inputs = {m: (self._n_tokens(m, enc), enc.out_dim) for m, enc in encoders.items()}
+        inputs = {m: (int(getattr(enc, "n_tokens", 1)), enc.out_dim) for m, enc in encoders.items()}
         self.fusion_name = fusion_name
         self.fusion_kwargs = dict(fusion_kwargs)
         self.fusion = create_fusion(fusion_name, inputs=inputs, **fusion_kwargs)
         self.head = nn.Linear(self.fusion.out_dim, n_out)
         self.n_out = n_out
-
-    @staticmethod
-    def _n_tokens(modality: str, encoder: nn.Module) -> int:
-        return int(getattr(encoder, "n_tokens", 1))
 
     def forward(self, batch: dict) -> dict:
         tokens = {m: enc(batch) for m, enc in self.encoders.items()}  # modality -> (B, T, D)
