@@ -227,7 +227,12 @@ def test_peer_output_is_scored_by_the_harness(tmp_path):
     out = parse_output(peer_run("mc", labels, pd.DataFrame(proba, columns=["a", "b", "c"]), "multiclass",
                                 "accuracy", classes=["a", "b", "c"]))
     assert out["status"] == "ok" and (out["score"], out["n_scored"], out["n_unseen_label"]) == (0.5, 4, 1)
-    assert out["fit_seconds"] == 2.0 and "classes" not in out
+    assert out["fit_seconds"] == 2.0 and "classes" not in out and out["epochs"] is None
+    # Two validations per epoch: five validation lines are 2.5 epochs (other lines do not count).
+    validations = "".join(f"Epoch {i // 2}, global step {i}: 'val_accuracy' was not in top 3\n" for i in range(5))
+    out = parse_output(validations + "Epoch 3/19 ━━━━ 10/13\n" + peer_run("ep", labels, pd.DataFrame(
+        proba, columns=["a", "b", "c"]), "multiclass", "accuracy", classes=["a", "b", "c"]))
+    assert out["epochs"] == 2.5
     # Binary roc_auc with integer classes (column names "0", "1"; float labels in the test file).
     p1 = np.array([.1, .9, .4, .8, .3])
     out = parse_output(peer_run("bin", [0.0, 1.0, 0.0, 1.0, 1.0], pd.DataFrame({"0": 1 - p1, "1": p1}), "binary",
@@ -275,6 +280,24 @@ def _line(ds, config, seed, score, group, metric="accuracy", higher=True, **extr
             "time_limit": 90.0, "overrides": {}, "problem_type": "multiclass", "fit_seconds": 45.0,
             "predict_seconds": 1.0, "rows_per_s": 100.0, "peak_rss_mb": 900.0, "time_over_limit": 0.5,
             "n_train": 100, "n_test": 50, "versions": {"mmtricks": "0.1.0"}, **extra}
+
+
+def test_report_speed_ratios_against_autogluon_mm(tmp_path):
+    """Per data set: median over seeds of s/epoch (peer / preset), rows/s (preset / peer), overrun ratio."""
+    lines = []
+    for seed, (mine_epochs, peer_epochs) in enumerate([(4.0, 2.0), (5.0, 1.0), (2.0, 2.0)]):
+        lines += [_line("a", "baseline_plus", seed, 0.8, "image+text", fit_seconds=40.0, rows_per_s=100.0,
+                        time_over_limit=0.5, fit_info={"epochs": mine_epochs}),
+                  {**_line("a", "autogluon_mm", seed, 0.7, "image+text", fit_seconds=60.0, rows_per_s=50.0,
+                           time_over_limit=1.2, peer_output={"epochs": peer_epochs}), "config_kind": "peer"}]
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "results.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    assert main(["bench", "report", str(out)]) == 0
+    report = (out / "report.md").read_text()
+    # s/epoch ratios per seed: (60/2)/(40/4)=3, (60/1)/(40/5)=7.5, (60/2)/(40/2)=1.5 -> median 3.
+    assert "## Speed against autogluon_mm" in report
+    assert "| baseline_plus | a | 3.00x | 2.00x | 2.40x | 3 / 3 |" in report
 
 
 def test_report_tables_and_plots(tmp_path, capsys):

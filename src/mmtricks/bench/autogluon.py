@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any, Optional
 
@@ -92,12 +93,29 @@ def parse_output(log_text: str) -> Optional[dict[str, Any]]:
         item["error"] = str(item.get("error") or f"peer reported status {item.get('status')!r} without an error")
         return item
     out = {k: v for k, v in item.items() if k != "classes"}
+    out["epochs"] = validated_epochs(log_text)
     try:
         out.update(score_peer_predictions(item))
     except Exception as exc:  # noqa: BLE001 - a bad predictions file is a failed run, not a crash
         out.update(status="error", score=None,
                    error=f"scoring the peer's predictions failed: {type(exc).__name__}: {exc}")
     return out
+
+
+# AutoGluon MultiModalPredictor logs one line per validation ("Epoch 2, global step 9: 'val_accuracy'
+# reached ..." or "... was not in top 3"); it validates twice per epoch (optim.val_check_interval 0.5).
+_VALIDATION_LINE = re.compile(r"^Epoch \d+, global step \d+: 'val_", re.MULTILINE)
+AUTOGLUON_VALIDATIONS_PER_EPOCH = 2
+
+
+def validated_epochs(log_text: str) -> Optional[float]:
+    """Epochs AutoGluon MultiModalPredictor trained up to its last validation (None: no such line).
+
+    A partial epoch after the last validation is not counted, so seconds per epoch computed from
+    it err in AutoGluon's favour.
+    """
+    count = len(_VALIDATION_LINE.findall(log_text))
+    return count / AUTOGLUON_VALIDATIONS_PER_EPOCH if count else None
 
 
 def _last_status_line(log_text: str) -> Optional[dict[str, Any]]:

@@ -178,6 +178,56 @@ def _peers(df: "pd.DataFrame", clean: "pd.DataFrame", configs: list[str], plots:
             + ("\n\n![cost](plots/cost.png)" if cost else ""))
 
 
+def seconds_per_epoch(line: dict[str, Any]) -> Any:
+    """Fit seconds per training epoch of one run, or None when the run did not record its epochs.
+
+    Both sides use the whole fit time (preprocessing and checkpoint averaging included): mmtricks
+    configs count epochs in ``fit_info``, AutoGluon MultiModalPredictor's up to its last validation.
+    """
+    info = line.get("fit_info") if isinstance(line.get("fit_info"), dict) else {}
+    peer = line.get("peer_output") if isinstance(line.get("peer_output"), dict) else {}
+    epochs = info.get("epochs") or peer.get("epochs")
+    fit = line.get("fit_seconds")
+    if not epochs or fit is None or fit != fit:
+        return None
+    return float(fit) / float(epochs)
+
+
+def _ratios(clean: "pd.DataFrame", configs: list[str], peer: str = "autogluon_mm") -> str:
+    """Per data set, median over seeds of (peer / preset) seconds per epoch and (preset / peer) rows/s."""
+    import statistics
+
+    if peer not in set(clean["config"]):
+        return ""
+    by_key = {(r["dataset"], r["seed"], r["config"]): r for r in clean.to_dict("records")}
+    rows = []
+    presets = [c for c in ("default", "baseline_plus", "baseline") if c in configs]
+    for c in presets:
+        for ds in sorted(set(clean["dataset"])):
+            epoch, rps, fit = [], [], []
+            for seed in sorted(set(clean["seed"])):
+                mine, theirs = by_key.get((ds, seed, c)), by_key.get((ds, seed, peer))
+                if mine is None or theirs is None:
+                    continue
+                a, b = seconds_per_epoch(mine), seconds_per_epoch(theirs)
+                if a and b:
+                    epoch.append(b / a)
+                if mine.get("rows_per_s") and theirs.get("rows_per_s"):
+                    rps.append(mine["rows_per_s"] / theirs["rows_per_s"])
+                if mine.get("time_over_limit") and theirs.get("time_over_limit"):
+                    fit.append(theirs["time_over_limit"] / mine["time_over_limit"])
+            med = [statistics.median(v) if v else None for v in (epoch, rps, fit)]
+            rows.append([c, ds, *[_num(m, "{:.2f}x") for m in med], f"{len(epoch)} / {len(rps)}"])
+    if not rows:
+        return ""
+    return (f"## Speed against {peer}\n\nSame data set, seed and time limit, one run each; median over seeds of "
+            f"the ratios. Seconds per epoch = fit seconds / epochs trained ({peer}: epochs up to its last "
+            "validation, which favours it). Above 1 means the mmtricks preset is faster.\n\n"
+            + md_table(["preset", "data set", f"epoch speed ({peer} s/epoch ÷ preset s/epoch)",
+                        f"predict rows/s (preset ÷ {peer})", f"fit/limit ({peer} ÷ preset)",
+                        "seeds with epochs / with rows/s"], rows))
+
+
 def _missingness(ok: "pd.DataFrame", configs: list[str], plots: str) -> str:
     from .plots import missingness_lines
 
@@ -236,7 +286,8 @@ def build_report(out_dir: str) -> str:
                 _settings(df), _datasets(df)]
     if not clean.empty:
         used = [c for c in configs if c in set(clean["config"])]
-        sections += [_scores(clean, used, plots), _relative(clean, used, plots), _peers(df, clean, configs, plots)]
+        sections += [_scores(clean, used, plots), _relative(clean, used, plots), _peers(df, clean, configs, plots),
+                     _ratios(clean, used)]
     sections += [_missingness(ok, configs, plots), _problems(df)]
     path = os.path.join(out_dir, "report.md")
     with open(path, "w", encoding="utf-8") as fh:
