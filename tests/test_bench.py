@@ -299,6 +299,19 @@ def test_report_speed_ratios_against_autogluon_mm(tmp_path):
     assert "## Speed against autogluon_mm" in report
     assert "| baseline_plus | a | 3.00x | 2.00x | 2.40x | 3 / 3 |" in report
 
+    # The same tables spliced into a hand-written document between its markers; the rest is kept.
+    doc = tmp_path / "docs" / "bench.md"
+    doc.parent.mkdir()
+    marker = f"<!-- bench-report {out} -->"
+    doc.write_text(f"# Mine\n\nreading A\n\n{marker}\nold table\n<!-- /bench-report {out} -->\n\nreading B\n")
+    assert main(["bench", "report", str(out), "--doc", str(doc)]) == 0
+    text = doc.read_text()
+    assert text.startswith("# Mine\n\nreading A\n\n" + marker) and text.endswith("reading B\n")
+    assert "old table" not in text and "#### Speed against autogluon_mm" in text and "## Settings" not in text
+    assert "](../out/plots/scores.png)" in text and "| baseline_plus | a | 3.00x |" in text
+    doc.write_text("# no markers\n")
+    assert main(["bench", "report", str(out), "--doc", str(doc)]) == 2
+
 
 def test_report_tables_and_plots(tmp_path, capsys):
     lines = []

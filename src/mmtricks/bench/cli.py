@@ -14,6 +14,7 @@ examples:
   mmtricks bench --datasets covid,ptech,cloth --seeds 0,1,2 --out runs/bench
   mmtricks bench --configs baseline,linear --missing-train 0,0.3 --missing-test 0,0.3,0.5 --out runs/miss
   mmtricks bench report runs/bench          # runs/bench/report.md + runs/bench/plots/*.png
+  mmtricks bench report runs/bench --doc docs/benchmarks.md   # and its tables into that file's markers
   mmtricks bench list                       # data sets in the data dir, presets and peers
   nohup mmtricks bench ... --out runs/bench > bench.log 2>&1 &   # long runs; rerun to resume
 
@@ -50,6 +51,8 @@ def add_parser(sub) -> None:
     p.add_argument("--keep-scratch", action="store_true", help="keep the peers' model folders")
     p.add_argument("--dry-run", action="store_true", help="print the runs left to do and stop")
     p.add_argument("--report", action="store_true", help="write OUT/report.md when the runs are done")
+    p.add_argument("--doc", help="with 'report DIR' or --report: also splice the result tables into this Markdown "
+                                 "file between its '<!-- bench-report DIR -->' and '<!-- /bench-report DIR -->' lines")
 
 
 def _list(text, cast, what):
@@ -100,7 +103,7 @@ def run(args) -> int:
         out = action[1] if len(action) == 2 else args.out
         if not os.path.isdir(out):
             raise ConfigError(f"'{out}' is not a folder: pass the --out folder of a bench.")
-        print(f"report written to {build_report(out)}")
+        print(f"report written to {build_report(out, doc=args.doc)}")
         return 0
     if action and action[0] == "list":
         return _show_list(args)
@@ -126,5 +129,5 @@ def run(args) -> int:
     if args.report and not spec.dry_run and os.path.isfile(os.path.join(args.out, "results.jsonl")):
         from .report import build_report
 
-        print(f"report written to {build_report(args.out)}")
+        print(f"report written to {build_report(args.out, doc=args.doc)}")
     return 1 if counts.get("failed") else 0
