@@ -28,6 +28,8 @@ class DataConfig:
     max_train_rows: typing.Optional[int] = None  # subsample train (stratified) when set
     allow_missing_images: bool = False  # an image file that does not exist counts as a missing image
     modality_dropout: float = 0.0  # training only: each column of a row dropped with this probability
+    group_column: typing.Optional[str] = None  # rows sharing a value stay on one side of the validation split
+    group_duplicate_text: bool = True  # no group_column: rows with identical text stay on one side
 
 
 @dataclass

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .data.io import TableLike, read_table
-from .errors import NotFittedError, SchemaError
+from .errors import ConfigError, NotFittedError, SchemaError, did_you_mean
 
 PREDICT_CHUNK = 8192  # rows encoded at a time when predicting
 
@@ -80,7 +80,15 @@ class MultimodalPredictor:
         if self.time_limit is not None and not self.time_limit > 0:
             raise SchemaError(f"time_limit must be a positive number of seconds. Got {self.time_limit!r}.")
         df, base = read_table(train_data, base_dir)
-        schema = infer_schema(df, self.label, self.problem_type, self.column_types)
+        group = cfg.data.group_column
+        if group is not None and group not in df.columns:
+            raise ConfigError(f"data.group_column '{group}' is not a column of the training table."
+                              f"{did_you_mean(group, map(str, df.columns))} Columns: {list(map(str, df.columns))}.")
+        if group is not None and group == self.label:
+            raise ConfigError(f"data.group_column '{group}' is the label; name a column of group ids (e.g. a "
+                              "patient or listing id).")
+        types = {**(self.column_types or {}), **({group: "ignore"} if group is not None else {})}
+        schema = infer_schema(df, self.label, self.problem_type, types or None)
         df = df[df[self.label].notna()]
         classification = schema.problem_type != "regression"
         metric = get_metric(self.eval_metric or DEFAULT_METRIC[schema.problem_type], schema.problem_type)
@@ -91,7 +99,9 @@ class MultimodalPredictor:
                     f"Label column '{self.label}' has classes with a single row ({list(rare[rare < 2].index)[:5]}): "
                     f"a validation split cannot hold them. Add rows, drop those classes, or pass tuning_data."
                 )
-            train_df, val_df = train_valid_split(df, self.label, classification, self.seed, cfg.data.valid_fraction)
+            groups = self._split_groups(df, schema, cfg)
+            train_df, val_df = train_valid_split(df, self.label, classification, self.seed, cfg.data.valid_fraction,
+                                                 groups=groups)
             val_base = base
         else:
             val_df, val_base = read_table(tuning_data, base_dir)
@@ -143,6 +153,28 @@ class MultimodalPredictor:
                      f"{result.stopped}); validation {metric.name} = {result.val_score:.4f} "
                      f"(soup {result.soup['method']} of steps {result.soup['members']})")
         return self
+
+    def _split_groups(self, df, schema, cfg):
+        """Group ids for the validation split (``data.group_column``, else duplicated text), or None."""
+        from .data.split import duplicate_text_groups
+
+        if cfg.data.group_column is not None:
+            values = df[cfg.data.group_column]
+            if values.isna().any():
+                raise SchemaError(f"data.group_column '{cfg.data.group_column}' has {int(values.isna().sum())} "
+                                  "empty cells: give every row a group id.")
+            ids = values.astype(str).factorize()[0]
+            self._log(1, f"validation split: {len(np.unique(ids))} groups of '{cfg.data.group_column}' kept whole")
+            return ids
+        if not cfg.data.group_duplicate_text:
+            return None
+        texts = [c for c, k in schema.column_kinds.items() if k == "text"]
+        ids = duplicate_text_groups(df, texts)
+        if ids is not None:
+            shared = int((np.bincount(ids)[ids] > 1).sum())
+            self._log(1, f"validation split: {shared} rows share their text with another row; such rows stay on "
+                         "one side (data.group_duplicate_text)")
+        return ids
 
     def _prepare_work_dir(self, cfg, schema, n_train: int, n_val: int, resume: bool) -> str:
         """The run folder; a resumed fit must match the fit that wrote it."""
