@@ -344,3 +344,26 @@ def test_report_tables_and_plots(tmp_path, capsys):
         assert (out / "plots" / png).stat().st_size > 1000
     assert main(["bench", "report", str(tmp_path / "empty")]) == 2
     assert "not a folder" in capsys.readouterr().err
+
+
+def test_missingness_summary_against_imputation_only(tmp_path):
+    lines = []
+    for seed in (0, 1):
+        for mtrain in (0.1, 0.5):
+            for mtest in (0.1, 0.5):
+                lines += [_line("a", "baseline_plus", seed, 0.80, "image+text", missing_train=mtrain,
+                                missing_test=mtest),
+                          _line("a", "modality_dropout", seed, 0.88, "image+text", missing_train=mtrain,
+                                missing_test=mtest),
+                          _line("b", "baseline_plus", seed, 2.0, "text+tabular", metric="rmse", higher=False,
+                                missing_train=mtrain, missing_test=mtest),
+                          _line("b", "modality_dropout", seed, 2.0 + mtest, "text+tabular", metric="rmse",
+                                higher=False, missing_train=mtrain, missing_test=mtest)]
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "results.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    assert main(["bench", "report", str(out)]) == 0
+    report = (out / "report.md").read_text()
+    assert "| a (accuracy) | 0.8000 (2) | 0.8800 (2) |" in report
+    # a: +10%; b: rmse 2.3 against 2.0 is 15% worse (sign flipped for lower-is-better).
+    assert "| modality_dropout | -15.00% | +10.00% | -2.50% |" in report

@@ -104,21 +104,22 @@ def _scores(clean: "pd.DataFrame", configs: list[str], plots: str) -> str:
             "config.\n\n" + md_table(["data set", *configs], rows) + "\n\n![scores](plots/scores.png)")
 
 
-def relative_improvement(clean: "pd.DataFrame") -> "pd.DataFrame":
+def relative_improvement(clean: "pd.DataFrame", base: str = "baseline") -> "pd.DataFrame":
     """Config x modality group: mean over the group's data sets of (score - base) / |base|.
 
-    ``score`` and ``base`` are seed means of the config and of ``baseline`` on a data set;
-    the sign is flipped for lower-is-better metrics, so positive always means better.
+    ``score`` and ``base`` are means (over seeds, and grid cells when given) of the config and
+    of the ``base`` config on a data set; the sign is flipped for lower-is-better metrics, so
+    positive always means better.
     """
     import numpy as np
     import pandas as pd
 
     means = clean.groupby(["dataset", "config"])["score"].mean().unstack("config")
-    if "baseline" not in means.columns:
+    if base not in means.columns:
         return pd.DataFrame()
     info = clean.drop_duplicates("dataset").set_index("dataset")
     sign = np.where(info.loc[means.index, "greater_is_better"].astype(bool), 1.0, -1.0)
-    base = means["baseline"]
+    base = means[base]
     rel = means.sub(base, axis=0).div(base.abs().replace(0.0, np.nan), axis=0).mul(sign, axis=0)
     rel["group"] = info.loc[means.index, "modality_group"]
     table = rel.groupby("group").mean().T
@@ -241,6 +242,7 @@ def _missingness(ok: "pd.DataFrame", configs: list[str], plots: str) -> str:
            "Each row and modality group (tabular columns together, text, images) is blanked with the given "
            "probability, at least one group kept per row; mean test score over seeds, train ratio (rows) x test "
            "ratio (columns)."]
+    out += _missingness_summary(cells[(cells["missing_train"] > 0) | (cells["missing_test"] > 0)], configs)
     for (ds, config), part in mean.groupby(["dataset", "config"], sort=True):
         table = part.pivot(index="missing_train", columns="missing_test", values="score").sort_index()
         rows = [[f"train {r:g}", *[_num(table.loc[r, t]) for t in table.columns]] for r in table.index]
@@ -250,6 +252,28 @@ def _missingness(ok: "pd.DataFrame", configs: list[str], plots: str) -> str:
     missingness_lines(mean, metrics, os.path.join(plots, "missingness.png"))
     out += ["", "![missingness](plots/missingness.png)"]
     return "\n".join(out)
+
+
+def _missingness_summary(grid: "pd.DataFrame", configs: list[str]) -> list[str]:
+    """Grid mean per data set and config, and the relative change against the imputation-only config."""
+    used = [c for c in configs if c in set(grid["config"])]
+    stats = grid.groupby(["dataset", "config"]).agg(score=("score", "mean"), seeds=("seed", "nunique"))
+    metrics = grid.drop_duplicates("dataset").set_index("dataset")["metric"].to_dict()
+    rows = []
+    for ds in sorted(set(grid["dataset"])):
+        rows.append([f"{ds} ({metrics[ds]})", *[
+            f"{_num(stats.loc[(ds, c), 'score'])} ({int(stats.loc[(ds, c), 'seeds'])})" if (ds, c) in stats.index
+            else "–" for c in used]])
+    out = ["", "Mean over the grid's cells (seeds that ran):", "", md_table(["data set", *used], rows)]
+    ref = next((c for c in ("baseline_plus", "default", "baseline") if c in used), None)
+    rel = relative_improvement(grid, base=ref) if ref else None
+    if rel is not None and not rel.empty:
+        rel = rel.reindex([c for c in used if c in rel.index])
+        out += ["", f"Change against `{ref}` (imputation only) by modality group, grid means, sign flipped "
+                    "for lower-is-better metrics:", "",
+                md_table(["config", *rel.columns], [[c, *[_num(v, "{:+.2%}") for v in rel.loc[c]]]
+                                                    for c in rel.index])]
+    return out
 
 
 def _problems(df: "pd.DataFrame") -> str:
