@@ -282,6 +282,15 @@ def _line(ds, config, seed, score, group, metric="accuracy", higher=True, **extr
             "n_train": 100, "n_test": 50, "versions": {"mmtricks": "0.1.0"}, **extra}
 
 
+def _report(tmp_path, lines):
+    """Write ``lines`` as a bench's results.jsonl, run ``mmtricks bench report``; (folder, report text)."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "results.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    assert main(["bench", "report", str(out)]) == 0
+    return out, (out / "report.md").read_text()
+
+
 def test_report_speed_ratios_against_autogluon_mm(tmp_path):
     """Per data set: median over seeds of s/epoch (peer / preset), rows/s (preset / peer), overrun ratio."""
     lines = []
@@ -290,11 +299,7 @@ def test_report_speed_ratios_against_autogluon_mm(tmp_path):
                         time_over_limit=0.5, fit_info={"epochs": mine_epochs}),
                   {**_line("a", "autogluon_mm", seed, 0.7, "image+text", fit_seconds=60.0, rows_per_s=50.0,
                            time_over_limit=1.2, peer_output={"epochs": peer_epochs}), "config_kind": "peer"}]
-    out = tmp_path / "out"
-    out.mkdir()
-    (out / "results.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
-    assert main(["bench", "report", str(out)]) == 0
-    report = (out / "report.md").read_text()
+    out, report = _report(tmp_path, lines)
     # s/epoch ratios per seed: (60/2)/(40/4)=3, (60/1)/(40/5)=7.5, (60/2)/(40/2)=1.5 -> median 3.
     assert "## Speed against autogluon_mm" in report
     assert "| baseline_plus | a | 3.00x | 2.00x | 2.40x | 3 / 3 |" in report
@@ -359,11 +364,7 @@ def test_missingness_summary_against_imputation_only(tmp_path):
                                 missing_train=mtrain, missing_test=mtest),
                           _line("b", "modality_dropout", seed, 2.0 + mtest, "text+tabular", metric="rmse",
                                 higher=False, missing_train=mtrain, missing_test=mtest)]
-    out = tmp_path / "out"
-    out.mkdir()
-    (out / "results.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
-    assert main(["bench", "report", str(out)]) == 0
-    report = (out / "report.md").read_text()
+    out, report = _report(tmp_path, lines)
     assert "| a (accuracy) | 0.8000 (2) | 0.8800 (2) |" in report
     # a: +10%; b: rmse 2.3 against 2.0 is 15% worse (sign flipped for lower-is-better).
     assert "| modality_dropout | -15.00% | +10.00% | -2.50% |" in report
