@@ -57,9 +57,9 @@ def train_valid_split(
     from sklearn.model_selection import train_test_split
 
     frac = fraction or valid_fraction(len(df))
-    n_val = max(1, int(round(frac * len(df))))
     if groups is not None:
         return _group_split(df, label, classification, seed, frac, np.asarray(groups))
+    n_val = max(1, int(round(frac * len(df))))
     stratify = None
     if classification:
         counts = df[label].value_counts()
