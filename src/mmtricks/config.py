@@ -108,6 +108,7 @@ class EnvConfig:
     precision: str = "auto"  # 'auto': bf16-mixed/16-mixed on GPU, 32-true on CPU
     num_workers: int = 0  # DataLoader workers
     eval_batch_size: int = 64
+    val_cache_mb: int = 512  # validation batches kept after the first pass, up to this size; 0: none
 
 
 @dataclass
@@ -260,6 +261,7 @@ def _check_choices(cfg: MMConfig) -> None:
         "optim.warmup_fraction": 0.0 <= cfg.optim.warmup_fraction < 1.0,
         "optim.layer_decay": 0.0 < cfg.optim.layer_decay <= 1.0,
         "optim.val_checks_per_epoch": cfg.optim.val_checks_per_epoch >= 1,
+        "env.val_cache_mb": cfg.env.val_cache_mb >= 0,
         "data.text_max_length": cfg.data.text_max_length >= 8,
         "data.modality_dropout": 0.0 <= cfg.data.modality_dropout < 1.0,
     }

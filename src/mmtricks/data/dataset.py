@@ -145,6 +145,39 @@ class EpochSampler(torch.utils.data.Sampler):
         return self.n - self.skip
 
 
+class ReplayBatches:
+    """A loader whose batches never change between passes (validation: no augmentation,
+    no shuffling), read once and then replayed from memory.
+
+    The first complete pass keeps its batches while their tensors total at most
+    ``max_bytes``; later passes replay them instead of decoding images and tokenizing
+    text again. Over the budget (or ``max_bytes=0``) every pass reads the loader.
+    """
+
+    def __init__(self, loader, max_bytes: int):
+        self.loader, self.max_bytes = loader, max_bytes
+        self.batches: Optional[list[dict[str, torch.Tensor]]] = None
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        if self.batches is not None:
+            yield from self.batches
+            return
+        kept: Optional[list] = [] if self.max_bytes > 0 else None
+        size = 0
+        for batch in self.loader:
+            if kept is not None:
+                size += sum(t.numel() * t.element_size() for t in batch.values())
+                if size <= self.max_bytes:
+                    kept.append(batch)
+                else:
+                    kept = None
+            yield batch
+        self.batches = kept  # reached only when the pass ran to its end
+
+
 def make_loader(dataset: TableDataset, batch_size: int, shuffle: bool, num_workers: int = 0,
                 seed: int = 0, drop_last: bool = False) -> torch.utils.data.DataLoader:
     sampler = EpochSampler(len(dataset), seed) if shuffle else None

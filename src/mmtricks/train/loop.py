@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from ..config import MMConfig
+from ..data.dataset import ReplayBatches
 from .checkpoint import TopKCheckpoints
 from .metrics import Metric
 from .resume import read_resume_point, restore, save_resume_point
@@ -80,14 +81,17 @@ def loss_fn(problem_type: str) -> Callable[[torch.Tensor, torch.Tensor], torch.T
 
 
 @torch.no_grad()
-def predict_outputs(model, loader, problem_type: str, fabric=None) -> np.ndarray:
-    """Probabilities (n, C) for classification, standardised values (n,) for regression."""
+def predict_outputs(model, batches, problem_type: str) -> np.ndarray:
+    """Probabilities (n, C) for classification, standardised values (n,) for regression.
+
+    ``batches`` hold CPU tensors; they move to the model's device here (a Fabric-wrapped
+    model applies its precision's autocast itself).
+    """
     model.eval()
+    device = next(model.parameters()).device
     outs = []
-    for batch in loader:
-        if fabric is None:
-            device = next(model.parameters()).device
-            batch = {k: v.to(device) for k, v in batch.items()}
+    for batch in batches:
+        batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
         logits = model(batch)["logits"].float()
         outs.append(logits[:, 0] if problem_type == "regression" else logits.softmax(-1))
     return torch.cat(outs).cpu().numpy()
@@ -100,7 +104,8 @@ def train(net, train_loader, val_loader, val_labels: np.ndarray, *, cfg: MMConfi
     """Train ``net`` and return the soup of its best checkpoints.
 
     Args:
-        train_loader, val_loader: DataLoaders of micro batches (Fabric sets them up).
+        train_loader, val_loader: DataLoaders of micro batches (Fabric sets up the training
+            one; validation batches are kept after the first check, see ``env.val_cache_mb``).
         val_labels: validation targets in the encoding the metric expects.
         deadline: ``time.time()`` by which training, validation and soup must be done.
         resumable: write a resume point into ``run_dir/resume`` at each validation.
@@ -118,7 +123,8 @@ def train(net, train_loader, val_loader, val_labels: np.ndarray, *, cfg: MMConfi
     model, optimizer = fabric.setup(net, optimizer)
     sampler = train_loader.sampler  # EpochSampler: order fixed by (seed, epoch)
     train_loader = fabric.setup_dataloaders(train_loader)
-    val_loader = fabric.setup_dataloaders(val_loader, use_distributed_sampler=False)
+    # Validation inputs are the same at every check: read once, replayed from memory.
+    val_batches = ReplayBatches(val_loader, cfg.env.val_cache_mb * 2**20)
 
     micro, accumulate = plan_batches(len(train_loader.dataset), o, fabric.world_size)
     n_batches = len(train_loader)
@@ -132,7 +138,7 @@ def train(net, train_loader, val_loader, val_labels: np.ndarray, *, cfg: MMConfi
     resume_dir = os.path.join(run_dir, "resume")
 
     def validate() -> float:
-        scores = predict_outputs(model, val_loader, problem_type, fabric)
+        scores = predict_outputs(model, val_batches, problem_type)
         model.train()
         return metric.fn(val_labels, scores)
 
