@@ -29,12 +29,12 @@ torch.cuda.reset_peak_memory_stats()
 p = MultimodalPredictor(label="finding", time_limit=limit, verbosity=1,
                         overrides={"env.accelerator": "cuda", "env.num_workers": 4,
                                    **json.loads(os.environ.get("OVERRIDES", "{}"))})
-t = time.time()
 p.fit(train, base_dir=f"{data}/covid")
 info = p.fit_info_
 epochs = max(info["epochs"], 1e-9)
 print("overrides:", os.environ.get("OVERRIDES", "none"))
-print(f"precision: {'bf16-mixed' if torch.cuda.is_bf16_supported() else '16-mixed'}")
+from mmtricks.train.loop import resolve_precision
+print("precision:", resolve_precision(p.config_.env))
 print(f"train seconds {info['train_seconds']:.1f}, epochs {info['epochs']}, "
       f"seconds/epoch {info['train_seconds'] / epochs:.1f}, "
       f"train rows/s {info['n_train'] * epochs / info['train_seconds']:.1f}")
@@ -53,7 +53,7 @@ from mmtricks.data.dataset import make_loader
 from mmtricks.schema import validate_frame
 encoded = p.preprocessor_.encode(validate_frame(train, p.schema_), f"{data}/covid", with_labels=False)
 loader = make_loader(p._dataset(p.preprocessor_, encoded), p.config_.optim.micro_batch_size, False, 4)
-for rounds in range(2):  # the first pass starts the workers
+for _ in range(2):  # the first pass starts the workers
     t = time.time()
     batches = list(loader)
     took = time.time() - t
@@ -61,7 +61,7 @@ print(f"input pipeline alone (4 workers, second pass): {len(train) / took:.1f} r
 model = p.model_.cuda().train()
 batch = {k: v.cuda() for k, v in batches[0].items()}
 step_times = []
-for i in range(25):
+for _ in range(25):
     torch.cuda.synchronize(); t = time.time()
     with torch.autocast("cuda", dtype=torch.bfloat16):
         loss = model(batch)["logits"].float().pow(2).mean()

@@ -41,16 +41,20 @@ class FitResult:
     resumed_from: Optional[int] = None  # the step a resumed fit continued from
 
 
+def resolve_precision(env) -> str:
+    """``env.precision`` with 'auto' made concrete: mixed precision on GPUs, 32-true elsewhere."""
+    if env.precision != "auto":
+        return env.precision
+    if torch.cuda.is_available() and env.accelerator in ("auto", "cuda", "gpu"):
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+    return "32-true"
+
+
 def make_fabric(env):
     """A Fabric for the configured accelerator; mixed precision by default on GPUs."""
     from lightning_fabric import Fabric
 
-    precision = env.precision
-    if precision == "auto":
-        if torch.cuda.is_available() and env.accelerator in ("auto", "cuda", "gpu"):
-            precision = "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
-        else:
-            precision = "32-true"
+    precision = resolve_precision(env)
     devices = env.devices
     if devices != "auto":
         devices = [int(d) for d in devices.split(",")] if "," in devices else int(devices)
