@@ -48,8 +48,31 @@ def test_label_absent_all_nan_or_constant(label, match):
 
 def test_one_row_per_class():
     df = pd.DataFrame({"a": np.arange(4.0), "y": ["a", "b", "c", "d"]})
-    with pytest.raises(SchemaError, match="single row"):
+    with pytest.raises(SchemaError, match="every class has a single row .* pass tuning_data"):
         quick_fit(df)
+
+
+def test_a_class_with_a_single_row_is_kept_in_training(table_dir):
+    import warnings
+
+    from mmtricks.errors import RareClassWarning
+
+    df = make_table(table_dir, n=48, kinds=("numerical", "categorical"))
+    df.index = df.index + 100
+    df.loc[[105, 130], "y"] = ["zz", "solo"]  # long tail: two classes of one row each
+    with pytest.warns(RareClassWarning, match=r"2 class\(es\) with a single row \('solo', 'zz'\)"):
+        p = quick_fit(df)
+    assert p.schema_.classes == ["a", "b", "c", "solo", "zz"]
+    assert p.fit_info_["n_val"] == round(0.2 * 46)  # validation drawn from the other rows only
+    proba = p.predict_proba(df)
+    assert list(proba.columns) == p.schema_.classes and np.isfinite(proba.to_numpy()).all()
+    scores = p.evaluate(df)
+    assert all(np.isfinite(v) for v in scores.values())
+    # With tuning_data the split is not made: nothing to warn about.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RareClassWarning)
+        MultimodalPredictor(label="y", preset="tiny", overrides={"optim.max_epochs": 1},
+                            verbosity=0).fit(df, tuning_data=df[~df["y"].isin(["zz", "solo"])])
 
 
 def test_unseen_class_at_evaluate(fitted):
@@ -162,6 +185,26 @@ def test_image_files(fitted, kind):
     else:
         with pytest.raises(DataError, match=os.path.basename(path.rstrip("/")) if kind != "directory" else "directory"):
             p.predict(bad)
+
+
+def test_missing_image_names_the_row_label_plainly(fitted):
+    p, df, _ = fitted
+    bad = df.copy()
+    bad.index = pd.Index(np.arange(len(df)) * 10, dtype="int64")  # numpy int64 row labels
+    bad.loc[70, "img"] = "nowhere/lost.png"
+    with pytest.raises(DataError, match=r"Image in row 70, column 'img': '.*lost.png' does not exist") as err:
+        p.predict(bad)
+    assert "np." not in str(err.value)
+
+
+def test_regression_label_errors_name_rows():
+    from mmtricks.data.processors import LabelProcessor
+
+    y = pd.Series([1.0, np.nan, "x", 2.0], index=pd.Index([10, 11, 12, 13], dtype="int64"), dtype=object)
+    proc = LabelProcessor("regression").fit(pd.Series([1.0, 2.0]))
+    with pytest.raises(SchemaError, match=r"'y' has 2 missing or non-numeric value\(s\), in rows 11 \(nan\), "
+                                          r"12 \('x'\); fix or drop those rows"):
+        proc.transform(y, "y")
 
 
 def test_decompression_bomb_is_refused(fitted, monkeypatch):

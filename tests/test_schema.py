@@ -88,3 +88,54 @@ def test_validate_frame_names_missing_columns_and_ignores_order():
 
 def test_kind_of_empty_column_is_none():
     assert infer_column_kind(pd.Series([None, None])) is None
+
+
+# ---------------------------------------------------------------- issue #15: messages
+def _floats_with(strays, n=40, start=100):
+    """A float label (object dtype) with ``strays`` (row label -> value); row labels start at ``start``."""
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"x": np.arange(float(n)), "y": rng.normal(size=n).astype(object)},
+                      index=pd.Index(np.arange(start, start + n), dtype="int64"))
+    for row, value in strays.items():
+        df.loc[row, "y"] = value
+    return df
+
+
+def test_numeric_label_with_a_stray_string_names_it():
+    df = _floats_with({107: "oops"})
+    with pytest.raises(SchemaError) as err:
+        infer_schema(df, "y")
+    msg = str(err.value)
+    assert "Label column 'y' looks numeric except for 1 value(s) that are not numbers: 'oops' in row 107." in msg
+    assert "Fix or drop those rows" in msg and "problem_type='multiclass'" in msg
+    assert "np." not in msg
+    with pytest.raises(SchemaError, match="'oops' in row 107. Fix or drop those rows.$"):
+        infer_schema(df, "y", problem_type="regression")
+    assert infer_schema(df, "y", problem_type="multiclass").problem_type == "multiclass"  # as asked
+    # Dropping the row leaves an object column of floats: read as numbers.
+    assert infer_schema(df.drop(index=107), "y").problem_type == "regression"
+
+
+def test_stray_label_values_list_five_rows_and_the_rule():
+    strays = {100 + i: f"bad{i}" for i in range(0, 14, 2)}  # 7 of 140 = 5%: still "a few"
+    df = _floats_with(strays, n=140)
+    with pytest.raises(SchemaError, match=r"for 7 value\(s\) that are not numbers: 'bad0' in row 100, 'bad2' "
+                                          r"in row 102, 'bad4' in row 104, 'bad6' in row 106, 'bad8' in row 108 "
+                                          r"and 2 more\."):
+        infer_schema(df, "y")
+    # More than 5% non-numeric (or one class of many rows): a set of classes, as before.
+    df = _floats_with({100 + i: "n/a" for i in range(8)}, n=140)
+    assert infer_schema(df, "y").problem_type == "multiclass"
+    strings = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0], "y": ["1", "2", "1", "2"]})  # all numbers: no stray
+    assert infer_schema(strings, "y").problem_type == "binary"
+
+
+def test_messages_show_plain_values_not_numpy_reprs():
+    df = pd.DataFrame({"a": [1.0, 2.0, 3.0], "label": np.array([3, 3, 3], dtype=np.int64)})
+    with pytest.raises(SchemaError, match=r"has a single value 3: nothing to learn") as err:
+        infer_schema(df, "label")
+    assert "np." not in str(err.value)
+    from mmtricks.errors import show, show_list
+
+    assert show(np.int64(7)) == "7" and show(np.str_("a")) == "'a'" and show((np.int64(1), "b")) == "(1, 'b')"
+    assert show_list(pd.Index(np.arange(8)), 3) == "0, 1, 2 ... (5 more)"

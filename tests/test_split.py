@@ -45,7 +45,7 @@ def test_group_split_never_puts_a_group_on_both_sides(classification):
         if classification:  # stratified by label over groups: both classes on both sides
             assert set(va["y"]) == set(tr["y"]) == {"rare", "common"}
     # Without groups the old row-level split is unchanged (and mixes patients).
-    tr, va = train_valid_split(df, "y", True, 0)
+    tr, va = train_valid_split(df, "y", classification, 0)
     assert set(tr["patient"]) & set(va["patient"])
 
 
@@ -76,3 +76,51 @@ def test_group_column_is_used_for_the_split_only(tmp_path):
     df.loc[3, "site"] = None
     with pytest.raises(SchemaError, match="'site' has 1 empty cells"):
         MultimodalPredictor(label="y", preset="tiny", verbosity=0, overrides={"data.group_column": "site"}).fit(df)
+
+
+# ---------------------------------------------------------------- issue #15: single-row classes
+def test_single_row_classes_go_to_train_with_a_warning():
+    import warnings
+
+    from mmtricks.data.split import unsplittable_classes
+    from mmtricks.errors import RareClassWarning
+
+    df = _frame().drop(columns=["notes"])
+    df.index = df.index + 500  # row labels need not be positions
+    df.loc[[503, 650], "y"] = ["solo", "alone"]
+    with pytest.warns(RareClassWarning, match=r"2 class\(es\) with a single row \('alone', 'solo'\): they are "
+                                              r"kept in training"):
+        tr, va = train_valid_split(df, "y", True, 0)
+    assert {"solo", "alone"} <= set(tr["y"]) and set(va["y"]) == {"rare", "common"}
+    assert len(tr) + len(va) == len(df) and not set(tr.index) & set(va.index)
+    assert len(va) == round(0.2 * 198)  # the other rows split as before: 20% of them
+    # With groups: a single-row class takes its whole group to train, and a class whose rows
+    # are all in one group counts as rare too; no group is on both sides.
+    df.loc[df["patient"] == 7, "y"] = "one_patient"
+    groups = df["patient"].to_numpy()
+    assert unsplittable_classes(df["y"], groups) == ["alone", "one_patient", "solo"]
+    for seed in range(3):
+        with pytest.warns(RareClassWarning, match="'alone', 'one_patient', 'solo'"):
+            tr, va = train_valid_split(df, "y", True, seed, groups=groups)
+        assert set(va["y"]) == {"rare", "common"} and not set(tr["patient"]) & set(va["patient"])
+        assert set(df.loc[df["y"].isin(["solo", "alone"]), "patient"]) <= set(tr["patient"])
+    # No rare class: no warning, and the split is the one it always was.
+    plain_df = _frame()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RareClassWarning)
+        tr, va = train_valid_split(plain_df, "y", True, 0)
+    assert len(va) == 40
+    # Regression has no classes: nothing is forced.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RareClassWarning)
+        train_valid_split(df.assign(y=df["x"]), "y", False, 0, groups=groups)
+
+
+def test_every_class_single_row_leaves_nothing_to_validate_on():
+    df = pd.DataFrame({"x": np.arange(4.0), "y": ["a", "b", "c", "d"]})
+    with pytest.raises(SchemaError, match=r"every class has a single row \('a', 'b', 'c', 'd'\), so fewer than 2 "
+                                          r"rows are left .* pass tuning_data"):
+        train_valid_split(df, "y", True, 0)
+    df = pd.DataFrame({"x": np.arange(6.0), "y": ["a", "a", "b", "b", "c", "d"]})
+    with pytest.raises(SchemaError, match="or a single group .* fewer than 2 groups"):
+        train_valid_split(df, "y", True, 0, groups=np.array([0, 0, 1, 1, 2, 2]))

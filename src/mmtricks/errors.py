@@ -42,6 +42,10 @@ class ModelLoadError(MMTricksError, ValueError):
     """A saved model folder is incomplete, tampered with or from an incompatible version."""
 
 
+class RareClassWarning(UserWarning):
+    """Classes too rare for the validation split (a single row, or a single group) were kept in training only."""
+
+
 def did_you_mean(value: str, choices: Iterable[str]) -> str:
     """Return ``" Did you mean 'x'?"`` for the closest choice, or ``""`` when none is close."""
     close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1, cutoff=0.5)
@@ -55,3 +59,31 @@ def one_of(option: str, value: object, choices: Iterable[str]) -> str:
         f"The '{option}' option must be one of {{{', '.join(repr(c) for c in choices)}}}. "
         f"Got {value!r}.{did_you_mean(str(value), choices)}"
     )
+
+
+def plain(value: object) -> object:
+    """``value`` as a plain Python value for a message: numpy scalars (``np.int64(1)``) become
+    ``1``, arrays and tuples (MultiIndex row labels) are converted item by item."""
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return [plain(v) for v in value.tolist()]
+    if isinstance(value, tuple):
+        return tuple(plain(v) for v in value)
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
+def show(value: object) -> str:
+    """How a row label or cell value appears in a message: ``1``, ``'a'``, ``(1, 'b')``."""
+    return repr(plain(value))
+
+
+def show_list(values: Iterable[object], limit: int = 5) -> str:
+    """``1, 'a', 3`` for at most ``limit`` values, then ``... (N more)``."""
+    values = list(values)
+    shown = ", ".join(show(v) for v in values[:limit])
+    return shown + (f" ... ({len(values) - limit} more)" if len(values) > limit else "")

@@ -1,10 +1,13 @@
 """The validation split rule of SPEC section 1."""
 from __future__ import annotations
 
+import warnings
 from typing import Optional, Tuple
 
 import numpy as np
 import pandas as pd
+
+from ..errors import RareClassWarning, SchemaError, plain, show_list
 
 
 def valid_fraction(n_rows: int) -> float:
@@ -44,6 +47,19 @@ def duplicate_text_groups(df: pd.DataFrame, text_columns: list[str]) -> Optional
     return ids
 
 
+def unsplittable_classes(y: pd.Series, groups: Optional[np.ndarray] = None) -> list:
+    """Classes that cannot be on both sides of a validation split, in label order.
+
+    A class with a single row; with ``groups``, also a class whose rows all lie in one group.
+    """
+    counts = y.value_counts()
+    rare = counts[counts < 2].index
+    if groups is not None and len(y):
+        spread = pd.Series(np.asarray(groups)).groupby(y.to_numpy()).nunique()
+        rare = rare.union(spread[spread < 2].index, sort=False)
+    return sorted((plain(c) for c in rare), key=lambda v: (str(type(v)), v))
+
+
 def train_valid_split(
     df: pd.DataFrame, label: str, classification: bool, seed: int, fraction: Optional[float] = None,
     groups: Optional[np.ndarray] = None,
@@ -53,12 +69,60 @@ def train_valid_split(
     With ``groups`` (one id per row) no group has rows on both sides; the validation share is
     then 1 / round(1 / fraction) of the groups, stratified by label for classification
     (scikit-learn's StratifiedGroupKFold, first fold), else GroupShuffleSplit.
-    """
-    from sklearn.model_selection import train_test_split
 
+    Classification rows of a class that cannot be on both sides (:func:`unsplittable_classes`:
+    a single row, or with groups a single group) all go to training, with their groups, and a
+    :class:`~mmtricks.errors.RareClassWarning` names those classes; the other rows are split as
+    above, at the fraction the whole table's size gives.
+    """
     frac = fraction or valid_fraction(len(df))
     if groups is not None:
-        return _group_split(df, label, classification, seed, frac, np.asarray(groups))
+        groups = np.asarray(groups)
+        if len(groups) != len(df):
+            raise ValueError(f"groups has {len(groups)} ids for {len(df)} rows")
+    forced = np.zeros(len(df), dtype=bool)
+    if classification:
+        rare = unsplittable_classes(df[label], groups)
+        if rare:
+            forced = df[label].isin(rare).to_numpy()
+            if groups is not None:
+                forced = np.isin(groups, groups[forced])
+            _check_rest(df, label, rare, forced, groups)
+            where = "a single row" if groups is None else "a single row or all their rows in one group"
+            warnings.warn(
+                f"Label column '{label}' has {len(rare)} class(es) with {where} ({show_list(rare, 10)}): "
+                f"they are kept in training and left out of the validation split, which cannot score them. "
+                f"Add rows of those classes or pass tuning_data to validate on them.",
+                RareClassWarning, stacklevel=3)
+    rest = np.flatnonzero(~forced)
+    sub = df.iloc[rest]
+    sub_groups = groups[rest] if groups is not None else None
+    if sub_groups is not None:
+        tr, va = _group_split(sub, label, classification, seed, frac, sub_groups)
+    else:
+        tr, va = _row_split(sub, label, classification, seed, frac)
+    tr = np.sort(np.concatenate([rest[tr], np.flatnonzero(forced)]))
+    return df.iloc[tr], df.iloc[np.sort(rest[va])]
+
+
+def _check_rest(df: pd.DataFrame, label: str, rare: list, forced: np.ndarray,
+                groups: Optional[np.ndarray]) -> None:
+    """Refuse when the rows left after the rare classes cannot make a validation split."""
+    left = int((~forced).sum()) if groups is None else len(np.unique(groups[~forced]))
+    if left >= 2:
+        return
+    unit = "rows" if groups is None else "groups"
+    raise SchemaError(
+        f"Label column '{label}': every class has a single row"
+        f"{'' if groups is None else ' or a single group'} ({show_list(rare, 10)}), so fewer than 2 {unit} "
+        f"are left for a validation split. Add rows (2+ per class), or pass tuning_data."
+    )
+
+
+def _row_split(df: pd.DataFrame, label: str, classification: bool, seed: int,
+               frac: float) -> Tuple[np.ndarray, np.ndarray]:
+    from sklearn.model_selection import train_test_split
+
     n_val = max(1, int(round(frac * len(df))))
     stratify = None
     if classification:
@@ -68,17 +132,13 @@ def train_valid_split(
             stratify = df[label]
     idx = np.arange(len(df))
     tr, va = train_test_split(idx, test_size=n_val, random_state=seed, stratify=stratify)
-    return df.iloc[np.sort(tr)], df.iloc[np.sort(va)]
+    return tr, va
 
 
 def _group_split(df: pd.DataFrame, label: str, classification: bool, seed: int, frac: float,
-                 groups: np.ndarray) -> Tuple[pd.DataFrame, pd.DataFrame]:
-    import warnings
-
+                 groups: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold
 
-    if len(groups) != len(df):
-        raise ValueError(f"groups has {len(groups)} ids for {len(df)} rows")
     n_groups = len(np.unique(groups))
     if n_groups < 2:
         raise ValueError("every row is in one group: a validation split needs at least two groups")
@@ -92,7 +152,7 @@ def _group_split(df: pd.DataFrame, label: str, classification: bool, seed: int, 
     else:
         splitter = GroupShuffleSplit(n_splits=1, test_size=frac, random_state=seed)
         tr, va = next(splitter.split(idx, groups=groups))
-    return df.iloc[np.sort(tr)], df.iloc[np.sort(va)]
+    return tr, va
 
 
 def subsample(df: pd.DataFrame, label: str, n: Optional[int], classification: bool, seed: int) -> pd.DataFrame:

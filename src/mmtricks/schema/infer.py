@@ -8,7 +8,7 @@ from typing import Mapping, Optional
 import numpy as np
 import pandas as pd
 
-from ..errors import SchemaError, did_you_mean, one_of
+from ..errors import SchemaError, did_you_mean, one_of, show
 
 KINDS = ("numerical", "categorical", "text", "image")
 PROBLEM_TYPES = ("binary", "multiclass", "regression")
@@ -95,7 +95,7 @@ def infer_column_kind(values: pd.Series) -> Optional[str]:
 
 
 def infer_problem_type(label: pd.Series) -> str:
-    y = label.dropna()
+    y = label.dropna().infer_objects()  # Python numbers in an object column are numbers
     if pd.api.types.is_bool_dtype(y) or not pd.api.types.is_numeric_dtype(y):
         return "binary" if y.nunique() == 2 else "multiclass"
     n_unique = y.nunique()
@@ -106,6 +106,43 @@ def infer_problem_type(label: pd.Series) -> str:
     if pd.api.types.is_integer_dtype(y) and n_unique <= 20 and n_unique / max(len(y), 1) < 0.5:
         return "multiclass"
     return "regression"
+
+
+# A non-numeric label whose values are numbers but for at most this share of them (or one
+# value, in a small table) is a numeric label with stray entries, not a set of classes.
+STRAY_LABEL_SHARE = 0.05
+
+
+def stray_label_values(label: pd.Series) -> Optional[pd.Series]:
+    """The values that keep a label column from being numeric, or None when there are none to report.
+
+    A label stored as text or mixed objects is taken as "numeric with stray values" when all
+    but ``max(1, 5%)`` of its non-missing values parse as numbers and those take 2+ distinct
+    values (``"oops"`` among floats, ``"n/a"`` among ratings). Returned with their row labels.
+    """
+    y = label.dropna()
+    if y.empty or pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y):
+        return None
+    numeric = pd.to_numeric(y.astype(str).str.strip(), errors="coerce")
+    bad = numeric.isna()
+    n_bad = int(bad.sum())
+    if n_bad == 0 or n_bad > max(1, int(STRAY_LABEL_SHARE * len(y))) or numeric.nunique() < 2:
+        return None
+    return y[bad]
+
+
+def _stray_label_error(label: str, stray: pd.Series, problem_type: Optional[str]) -> SchemaError:
+    n = len(stray)
+    rows = ", ".join(f"{show(v)} in row {show(r)}" for r, v in zip(stray.index[:5], stray.iloc[:5]))
+    more = f" and {n - 5} more" if n > 5 else ""
+    if problem_type == "regression":
+        todo = "Fix or drop those rows."
+    else:
+        todo = ("Fix or drop those rows (the problem type is then inferred from the numbers), or pass "
+                "problem_type='multiclass' (or 'binary') to treat every value as a class.")
+    return SchemaError(
+        f"Label column '{label}' looks numeric except for {n} value(s) that are not numbers: {rows}{more}. {todo}"
+    )
 
 
 def infer_schema(
@@ -137,13 +174,19 @@ def infer_schema(
     if y.isna().all():
         raise SchemaError(f"Label column '{label}' is empty (all values missing).")
     if y.dropna().nunique() < 2:
-        raise SchemaError(f"Label column '{label}' has a single value {y.dropna().iloc[0]!r}: nothing to learn.")
+        raise SchemaError(f"Label column '{label}' has a single value {show(y.dropna().iloc[0])}: nothing to learn.")
     if problem_type is None:
+        stray = stray_label_values(y)
+        if stray is not None:
+            raise _stray_label_error(label, stray, None)
         problem_type = infer_problem_type(y)
     elif problem_type not in PROBLEM_TYPES:
         raise SchemaError(one_of("problem_type", problem_type, PROBLEM_TYPES))
     if problem_type == "regression" and not pd.api.types.is_numeric_dtype(y):
         if pd.to_numeric(y.dropna(), errors="coerce").isna().any():
+            stray = stray_label_values(y)
+            if stray is not None:
+                raise _stray_label_error(label, stray, problem_type)
             raise SchemaError(f"problem_type 'regression' needs a numeric label; column '{label}' is not numeric.")
     if problem_type == "binary" and y.dropna().nunique() != 2:
         raise SchemaError(f"problem_type 'binary' needs 2 label values; '{label}' has {y.dropna().nunique()}.")
