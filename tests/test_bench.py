@@ -1,6 +1,7 @@
 """The benchmark harness: data set loader, missingness, linear peer, resume, peers, report."""
 import json
 import os
+import subprocess
 import sys
 
 import numpy as np
@@ -17,6 +18,8 @@ from mmtricks.errors import ConfigError
 from conftest import make_table
 
 EMOJI = os.path.join(os.path.dirname(__file__), "..", "src", "mmtricks", "demo", "data", "emoji")
+SRC = os.path.join(os.path.dirname(__file__), "..", "src", "mmtricks")
+PEER_SCRIPT_DIR = os.path.join(os.path.dirname(__file__), "..", "bench", "peers")
 
 
 def _write_set(folder, name="syn", n_train=60, n_test=30, kinds=("numerical", "categorical", "text", "image"),
@@ -117,7 +120,9 @@ def test_unknown_config_names_presets_and_peers(tmp_path, capsys):
 
 # --------------------------------------------------------------------------------- resume
 def _bench(data, out, *extra):
-    return main(["bench", "--data-dir", str(data), "--out", str(out), "--seeds", "0", "--threads", "1", *extra])
+    # No contention check: tests share the machine, and a flagged run would be run twice (tested on its own below).
+    return main(["bench", "--data-dir", str(data), "--out", str(out), "--seeds", "0", "--threads", "1",
+                 "--no-contention-check", *extra])
 
 
 def test_resume_skips_done_runs_and_completes_a_partial_file(tmp_path, monkeypatch, capsys):
@@ -135,6 +140,23 @@ def test_resume_skips_done_runs_and_completes_a_partial_file(tmp_path, monkeypat
     assert tiny["fit_seconds"] > 0 and tiny["rows_per_s"] > 0 and tiny["peak_rss_mb"] > 50
     assert tiny["overrides"]["optim.max_epochs"] == 1 and tiny["profile_settings"]["max_train_rows"] == 2000
     assert tiny["versions"]["mmtricks"] and tiny["modalities"] == ["image", "text", "tabular"]
+    # The code that ran: this checkout's commit, and whether the package tree differs from it.
+    head = subprocess.run(["git", "-C", SRC, "rev-parse", "HEAD"], capture_output=True, text=True)
+    if head.returncode == 0:
+        assert tiny["commit"] == head.stdout.strip() and isinstance(tiny["commit_dirty"], bool)
+    else:
+        assert tiny["commit"] is None and tiny["commit_dirty"] is None
+    # The fit's compact summary instead of its per-validation history.
+    summary, info = tiny["fit_summary"], tiny["fit_info"]
+    assert "history" not in info and "plan" not in info
+    assert summary["steps"] == info["steps"] > 0 and summary["epochs"] == info["epochs"]
+    assert summary["stopped"] == info["stopped"] and summary["n_validations"] >= 1
+    assert isinstance(summary["last_lr"], float) and summary["last_lr"] >= 0  # cosine ends at 0
+    assert summary["seconds_per_step"] == pytest.approx(info["train_seconds"] / info["steps"], rel=1e-3)
+    assert "plan" in summary  # None until the predictor records its plan, then the plan dict
+    assert set(tiny["contention"]) >= {"load_before", "load_after", "others_cores", "wall_seconds", "cpus"}
+    assert tiny["contention"]["wall_seconds"] >= tiny["fit_seconds"] * 0.5
+    assert lines[1]["fit_summary"] is None and lines[1]["commit"] == tiny["commit"]  # linear: no steps
     log = (out / "progress.log").read_text()
     assert log.count(" start ") == 3 and log.count(" end ") == 3
 
@@ -189,7 +211,9 @@ def test_peer_script_contract_and_missingness_grid(tmp_path, monkeypatch):
     assert cells == {(c, a, b) for c in ("linear", "autogluon_mm") for a in (0.0, 0.5) for b in (0.0, 0.5)}
     assert all(r["status"] == "ok" for r in lines)
     peer = [r for r in lines if r["config"] == "autogluon_mm"][0]
-    assert peer["score"] == 0.5 and peer["versions"]["autogluon"] == "fake" and peer["time_over_limit"] > 0
+    assert peer["score"] == 0.5 and peer["time_over_limit"] > 0
+    # The peer's own versions only: none of mmtricks' transformers / timm on its line.
+    assert peer["versions"] == {"autogluon": "fake"} and peer["harness_versions"]["mmtricks"]
     assert (peer["n_scored"], peer["n_unseen_label"], peer["n_test"]) == (30, 0, 30)
     assert peer["peer_output"]["kind"] == "multimodal" and "classes" not in peer["peer_output"]
     assert peer["peer_output"]["predictions"].endswith("predictions.parquet")
@@ -201,6 +225,7 @@ def test_peer_script_contract_and_missingness_grid(tmp_path, monkeypatch):
     assert train["txt"].isna().mean() > 0.2  # the corrupted train file every config sees
     report = (out / "report.md").read_text()
     assert "## Missing modalities" in report and "test 0.5" in report and "train 0.5" in report
+    assert "AutoGluon peers' own virtualenv: autogluon fake" in report
     assert (out / "plots" / "missingness.png").is_file()
 
 
@@ -368,3 +393,269 @@ def test_missingness_summary_against_imputation_only(tmp_path):
     assert "| a (accuracy) | 0.8000 (2) | 0.8800 (2) |" in report
     # a: +10%; b: rmse 2.3 against 2.0 is 15% worse (sign flipped for lower-is-better).
     assert "| modality_dropout | -15.00% | +10.00% | -2.50% |" in report
+
+
+# ------------------------------------------------------------------------ standard profile
+def test_standard_profile_uses_default_input_sizes_and_shares_rows_with_peers(tmp_path, capsys):
+    from mmtricks.bench.autogluon import build_request
+    import mmtricks.bench.profiles as profiles
+    from mmtricks.bench.profiles import get_profile
+
+    std, quick = get_profile("standard"), get_profile("quick")
+    # What a user gets: no input-size overrides (nor any other), so the defaults choose them.
+    assert std.overrides == {} and std.text_max_length is None and std.image_size is None
+    assert std.max_train_rows == 4000 and std.time_limits == {"cloth": 540.0, "ptech": 660.0, "covid": 960.0}
+    assert std.limit_for("covid") == 960 and std.limit_for("mine") == std.time_limit == 960
+    assert "Sizing of ``standard``" in profiles.__doc__ and "estimate" in profiles.__doc__
+    # quick stays the smoke profile it was.
+    assert quick.max_train_rows == 2000 and quick.time_limit == 90 and quick.overrides["data.image_size"] == 128
+
+    data = tmp_path / "data"
+    entry = _write_set(str(data), kinds=("numerical", "text"))
+    ds = load_dataset("syn", data_dir=str(data))
+    request = build_request("multimodal", "tr.parquet", "te.parquet", ds, std, std.limit_for("syn"), 0, "o")
+    assert (request["max_train_rows"], request["time_limit"]) == (4000, 960)
+    assert request["text_max_length"] is None and request["image_size"] is None  # AutoGluon's defaults too
+    rc = main(["bench", "--profile", "standard", "--data-dir", str(data), "--configs", "baseline,linear",
+               "--seeds", "0,1", "--out", str(tmp_path / "out"), "--dry-run"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "4 of 4 fits to run (profile standard, time limit 960s" in out and entry["name"] in out
+
+    # Per data set limits, the same for every config (peers included); --time-limit overrides them.
+    from mmtricks.bench.runner import Bench, BenchSpec
+
+    cloth_entry = _write_set(str(data), name="cloth", kinds=("numerical", "text"), problem_type="regression",
+                             manifest=False)
+    (data / "manifest.json").write_text(json.dumps([{**entry, "path": "syn"}, {**cloth_entry, "path": "cloth"}]))
+    bench = Bench(BenchSpec(datasets=["syn", "cloth"], configs=["baseline", "autogluon_mm"], seeds=[0],
+                            out_dir=str(tmp_path / "o2"), profile="standard", data_dir=str(data)))
+    syn, cloth = bench.datasets
+    assert (bench.limit(syn), bench.limit(cloth)) == (960, 540)
+    assert bench._base(cloth, "autogluon_mm", 0, 0.0, 0.0)["time_limit"] == 540
+    assert bench._watchdog(cloth) == 3 * 540 + 600
+    fixed = Bench(BenchSpec(datasets=["cloth"], configs=["baseline"], seeds=[0], out_dir=str(tmp_path / "o3"),
+                            profile="standard", data_dir=str(data), time_limit=30))
+    assert fixed.limit(fixed.datasets[0]) == 30
+
+
+# ------------------------------------------------------------------- what a line records
+def test_fit_summary_keeps_plan_last_lr_and_validation_count():
+    from mmtricks.bench.worker import fit_summary
+
+    plan = {"micro_batch": 32, "accumulate": 2, "effective_batch": 64, "planned_steps": 120, "warmup_steps": 12,
+            "horizon": 96, "horizon_changes": [[3, 96, "time limit: accumulate 2"]], "final_lr": 0.0,
+            "min_steps": 100, "floor_reached": False}
+    history = [{"step": 4, "lr": 1e-4, "val_score": 0.5}, {"step": 8, "lr": 3e-5, "val_score": 0.6}]
+    info = {"steps": 8, "epochs": 2.0, "stopped": "time_limit", "train_seconds": 20.0, "history": history,
+            "plan": plan, "val_score": 0.6}
+    got = fit_summary(info)
+    assert got == {"steps": 8, "epochs": 2.0, "stopped": "time_limit", "train_seconds": 20.0, "plan": plan,
+                   "last_lr": 3e-5, "n_validations": 2, "seconds_per_step": 2.5}
+    before_plans = fit_summary({"steps": 0, "epochs": 0.0, "stopped": "time_limit", "train_seconds": 1.0})
+    assert before_plans["plan"] is None and before_plans["last_lr"] is None and before_plans["n_validations"] == 0
+    assert before_plans["seconds_per_step"] is None
+
+
+def test_source_commit_and_dirty_flag(tmp_path):
+    from mmtricks.bench.results import source_commit
+
+    assert source_commit(str(tmp_path)) == {"commit": None, "commit_dirty": None}  # not a git checkout
+    repo, pkg = tmp_path / "repo", tmp_path / "repo" / "src" / "pkg"
+    pkg.mkdir(parents=True)
+    (pkg / "a.py").write_text("x = 1\n")
+    (repo / "notes.md").write_text("outside the package\n")
+
+    def git(*args):
+        return subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", *args],
+                              capture_output=True, text=True, check=True).stdout.strip()
+
+    git("init", "-q")
+    git("add", "-A")
+    git("commit", "-q", "-m", "one")
+    sha = git("rev-parse", "HEAD")
+    assert source_commit(str(pkg)) == {"commit": sha, "commit_dirty": False}
+    (repo / "notes.md").write_text("changed, but not the package\n")
+    assert source_commit(str(pkg))["commit_dirty"] is False
+    (pkg / "a.py").write_text("x = 2\n")
+    assert source_commit(str(pkg)) == {"commit": sha, "commit_dirty": True}
+
+
+def test_autogluon_script_reports_its_own_versions():
+    """The peer script names its own environment's versions (run here with this interpreter)."""
+    import torch
+
+    code = ("import json, sys, torch; sys.path.insert(0, sys.argv[1]); import autogluon_run as a; "
+            "print(json.dumps(a.peer_versions('9.9.9')))")
+    done = subprocess.run([sys.executable, "-c", code, PEER_SCRIPT_DIR], capture_output=True, text=True, check=True)
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    from importlib import metadata
+
+    assert got["autogluon"] == "9.9.9" and got["torch"] == torch.__version__
+    assert got["transformers"] == metadata.version("transformers") and got["timm"] == metadata.version("timm")
+
+
+# ----------------------------------------------------------------------------- contention
+def _timed(ds, config, seed, step_s, micro=32, accumulate=1, **extra):
+    """A fabricated ok line whose fit took ``step_s`` seconds per optimizer step."""
+    plan = {"micro_batch": micro, "accumulate": accumulate, "effective_batch": micro * accumulate,
+            "floor_reached": True}
+    return _line(ds, config, seed, 0.8, "image+text", fit_summary={
+        "steps": 10, "epochs": 1.0, "stopped": "time_limit", "train_seconds": 10 * step_s, "n_validations": 2,
+        "last_lr": 1e-5, "seconds_per_step": step_s, "plan": plan}, started_at=f"t{seed}", **extra)
+
+
+def test_contention_reasons_from_step_times_and_cpu_use():
+    from mmtricks.bench.contention import contention_reasons
+
+    earlier = [_timed("a", "baseline", 0, 1.0), _timed("a", "baseline", 1, 1.2),
+               _timed("b", "baseline", 0, 5.0),  # another data set
+               _timed("a", "baseline_plus", 0, 9.0),  # another config
+               _timed("a", "baseline", 3, 0.2, micro=16),  # another micro batch
+               _timed("a", "baseline", 4, 3.0, contended=True)]  # a contended line is no yardstick
+    # Median of the comparable clean lines: 1.1 s; the limit is 1.3 x 1.1 = 1.43 s.
+    assert contention_reasons(_timed("a", "baseline", 2, 1.4), earlier) == []
+    [why] = contention_reasons(_timed("a", "baseline", 2, 1.5), earlier)
+    assert "1.5 s per micro batch is 1.36x the median 1.1 s of 2 earlier runs" in why
+    # A plan that accumulated 2 micro batches a step: 2.6 s a step is 1.3 s a micro batch, not slow.
+    assert contention_reasons(_timed("a", "baseline", 2, 2.6, accumulate=2), earlier) == []
+    # Lines without a plan compare per step among themselves.
+    old = [{**_line("a", "baseline", s, 0.8, "image+text"), "fit_info": {"steps": 10, "train_seconds": 10.0}}
+           for s in (0, 1)]
+    [why] = contention_reasons({**old[0], "seed": 2, "fit_info": {"steps": 10, "train_seconds": 20.0}}, old)
+    assert "2 s per step is 2.00x the median 1 s" in why
+    assert contention_reasons(_timed("c", "baseline", 0, 50.0), earlier) == []  # first of its group
+    assert contention_reasons({**_timed("a", "baseline", 2, 9.0), "status": "failed"}, earlier) == []
+
+    # CPU used by other processes during the fit (from /proc/stat), or the load average without it.
+    def probe(**kw):
+        return {"load_before": 1.0, "load_after": 2.1, "cpus": 2, "wall_seconds": 300.0, "others_cores": 0.05,
+                **kw}
+
+    assert contention_reasons(_timed("c", "baseline", 0, 1.0, contention=probe()), earlier) == []
+    [why] = contention_reasons(_timed("c", "baseline", 0, 1.0, contention=probe(others_cores=0.9)), earlier)
+    assert "other processes used 0.90 of 2 cores" in why
+    assert contention_reasons(_timed("c", "baseline", 0, 1.0, contention=probe(others_cores=0.9, wall_seconds=5)),
+                              earlier) == []  # too short a fit to judge
+    [why] = contention_reasons(_timed("c", "baseline", 0, 1.0, contention=probe(others_cores=None, load_after=3.6)),
+                               earlier)
+    assert "1-minute load 3.60" in why
+    assert contention_reasons(_timed("c", "autogluon_mm", 0, 1.0, contention=probe(others_cores=None,
+                                                                                   load_after=3.6)), earlier) == []
+
+
+def test_runner_reruns_a_contended_run_once_and_resume_redoes_it(tmp_path, monkeypatch):
+    """No real fits: the runner's unit is replaced by one that returns fabricated lines."""
+    from mmtricks.bench.results import append_result
+    from mmtricks.bench.runner import Bench, BenchSpec
+
+    data, out = tmp_path / "data", tmp_path / "out"
+    _write_set(str(data), kinds=("numerical",))
+    for seed, step in ((0, 1.0), (1, 1.1)):
+        append_result(str(out), {**_timed("syn", "baseline", seed, step), "profile": "quick"})
+    step_times = iter([2.0, 1.05, 2.0, 2.5])
+    calls = []
+
+    def fake_unit(self, ds, config, seed, mtrain, tests):
+        calls.append(seed)
+        return [{**_timed("syn", "baseline", seed, next(step_times)), "started_at": f"call{len(calls)}"}]
+
+    monkeypatch.setattr(Bench, "_unit", fake_unit)
+    spec = BenchSpec(datasets=["syn"], configs=["baseline"], seeds=[0, 1, 2], out_dir=str(out), data_dir=str(data))
+    counts = Bench(spec, echo=lambda m: None).run()
+    assert calls == [2, 2] and counts["ok"] == 1 and counts["contended"] == 0  # slow, then rerun at 1.05 s
+    seed2 = [r for r in read_results(str(out)) if r["seed"] == 2]
+    assert [r["contended"] for r in seed2] == [True, False]
+    assert "1.90x the median 1.05 s" in seed2[0]["contended_reason"]
+    assert Bench(spec, echo=lambda m: None).plan() == []  # the rerun counts as done
+
+    # Slow twice: both lines flagged, and a resumed bench still has the run to do.
+    spec3 = BenchSpec(datasets=["syn"], configs=["baseline"], seeds=[3], out_dir=str(out), data_dir=str(data))
+    calls.clear()
+    counts = Bench(spec3, echo=lambda m: None).run()
+    assert calls == [3, 3] and counts["contended"] == 1
+    assert [r["contended"] for r in read_results(str(out)) if r["seed"] == 3] == [True, True]
+    assert [u[2] for u in Bench(spec3, echo=lambda m: None).plan()] == [3]
+    progress = (out / "progress.log").read_text()
+    assert "running it again" in progress and "left for a resumed bench to redo" in progress
+
+    # --no-contention-check: nothing is judged.
+    calls.clear()
+    step_times = iter([9.0])
+    spec5 = BenchSpec(datasets=["syn"], configs=["baseline"], seeds=[5], out_dir=str(out), data_dir=str(data),
+                      check_contention=False)
+    Bench(spec5, echo=lambda m: None).run()
+    assert calls == [5] and "contended" not in read_results(str(out))[-1]
+
+
+def test_report_leaves_contended_runs_out_of_the_means(tmp_path):
+    lines = [_timed("a", "baseline", 0, 1.0), _timed("a", "baseline", 1, 1.0),
+             {**_timed("a", "baseline", 2, 3.0), "score": 0.2, "contended": True,
+              "contended_reason": "other processes used 0.90 of 2 cores on average during the fit (limit 0.25)"}]
+    lines[1]["fit_summary"]["plan"].update(floor_reached=False, min_steps=100, steps=10)
+    out, report = _report(tmp_path, lines)
+    assert "(3 runs: 2 ok, 1 contended and left out of the means)" in report
+    assert "0.8000 ± 0.0000 (2)" in report  # the contended 0.2 is not in the mean
+    assert "## Contended runs (left out)" in report and "other processes used 0.90 of 2 cores" in report
+    assert "| baseline | mmtricks preset | 45.0 | 100.0 | 0.50 | 0.50 | 900 | 2 / 0 / 0 |" in report
+    assert "1 of 2 mmtricks fits with a recorded plan reached their step floor" in report
+    assert "| a | baseline | 1 | 10 | 100 | 32 | time_limit |" in report
+
+
+# ------------------------------------------------------------ a folder and --label (#15)
+def test_folder_without_description_and_label_is_inferred(tmp_path, capsys):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    df = make_table(str(folder), n=90, relative=True)
+    df.iloc[:60].to_csv(folder / "train.csv", index=False)  # CSV, no dataset.json, no manifest
+    df.iloc[60:].to_csv(folder / "test.csv", index=False)
+    ds = load_dataset(str(folder), label="y")
+    assert (ds.name, ds.label, ds.problem_type, ds.metric) == ("mine", "y", "multiclass", "accuracy")
+    assert ds.image_columns == ["img"] and ds.text_columns == ["txt"]
+    assert ds.tabular_columns == ["num_a", "num_b", "cat_a"] and ds.modalities == ["image", "text", "tabular"]
+    assert ds.base_dir == str(folder) and (len(ds.train), len(ds.test)) == (60, 30)
+
+    reg = tmp_path / "reg"  # parquet, regression: the predictor's default metric for it
+    reg.mkdir()
+    r = make_table(str(reg), n=60, kinds=("numerical", "text"), problem_type="regression")
+    r.iloc[:40].to_parquet(reg / "train.parquet")
+    r.iloc[40:].to_parquet(reg / "test.parquet")
+    rds = load_dataset(str(reg), label="y")
+    assert (rds.problem_type, rds.metric, rds.modalities, rds.image_columns) == ("regression", "r2",
+                                                                               ["text", "tabular"], [])
+    from mmtricks.errors import SchemaError
+
+    with pytest.raises(SchemaError, match="--label"):
+        load_dataset(str(folder))
+    with pytest.raises(ConfigError, match="'category'"):  # a described data set keeps its own label
+        load_dataset(EMOJI, label="name")
+
+    out = tmp_path / "out"
+    rc = main(["bench", "--datasets", str(folder), "--label", "y", "--configs", "linear", "--seeds", "0",
+               "--out", str(out), "--no-contention-check"])
+    assert rc == 0
+    [line] = read_results(str(out))
+    assert (line["status"], line["dataset"], line["metric"], line["problem_type"]) == ("ok", "mine", "accuracy",
+                                                                                     "multiclass")
+    assert line["modality_group"] == "image+text+tabular" and line["score"] > 0.8 and line["n_test"] == 30
+    rc = main(["bench", "--datasets", str(folder), "--configs", "linear", "--out", str(tmp_path / "o2")])
+    assert rc == 2 and "--label" in capsys.readouterr().err
+
+
+def test_cpu_use_of_other_processes_from_proc_stat(tmp_path, monkeypatch):
+    import time
+
+    from mmtricks.bench import contention
+
+    stat = tmp_path / "stat"
+    tick = os.sysconf("SC_CLK_TCK")
+    # user nice system idle iowait irq softirq steal guest guest_nice (ticks); idle and iowait are not busy.
+    stat.write_text(f"cpu  {10 * tick} {tick} {2 * tick} {500 * tick} {7 * tick} 0 {tick} {3 * tick} 0 0\ncpu0 1 2\n")
+    assert contention.busy_cpu_seconds(str(stat)) == pytest.approx(17.0)
+    assert contention.busy_cpu_seconds(str(tmp_path / "absent")) is None
+    # 60 busy CPU seconds over a 30-s fit whose own process used 30: others used 1 core on average.
+    busy = iter([160.0])
+    monkeypatch.setattr(contention, "busy_cpu_seconds", lambda *a: next(busy))
+    probe = {"t": time.monotonic() - 30.0, "load": 1.5, "busy": 100.0}
+    got = contention.finish_probe(probe, child_cpu_seconds=30.0)
+    assert got["others_cores"] == pytest.approx(1.0, abs=0.01) and got["load_before"] == 1.5
+    assert got["wall_seconds"] == pytest.approx(30.0, abs=0.5) and got["run_cpu_seconds"] == 30.0

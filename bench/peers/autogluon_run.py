@@ -83,6 +83,31 @@ PREDICTIONS_FILE = "predictions.parquet"  # in out_dir; read and scored by mmtri
 REQUIRED = ("kind", "train_path", "test_path", "label", "problem_type", "metric", "time_limit", "out_dir")
 
 
+VERSION_PACKAGES = ("torch", "transformers", "timm", "lightning", "scikit-learn", "pandas", "numpy")
+
+
+def peer_versions(autogluon_version: str) -> dict[str, str]:
+    """This virtualenv's versions of AutoGluon and the libraries it trains with (python included).
+
+    The harness puts them on the peer's result lines as they are: mmtricks' own environment
+    may hold other versions of torch, transformers or timm.
+    """
+    import platform
+    from importlib import metadata
+
+    out = {"python": platform.python_version(), "autogluon": autogluon_version}
+    for name in VERSION_PACKAGES:
+        module = sys.modules.get(name.replace("-", "_"))  # a loaded module's own string keeps torch's "+cu130"
+        if isinstance(getattr(module, "__version__", None), str):
+            out[name] = module.__version__
+            continue
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
 def ag_metric(metric: str, problem_type: str) -> str:
     if metric not in AG_METRIC:
         raise ValueError(f"Unknown metric {metric!r}; known: {sorted(AG_METRIC)}")
@@ -338,7 +363,7 @@ def run(req: dict[str, Any]) -> dict[str, Any]:
         "peak_rss_mb": round(rss["peak"], 1),
         "peak_rss_self_mb": round(rss["self"], 1),
         "peak_rss_children_mb": round(rss["children"], 1),
-        "versions": {"autogluon": autogluon.core.__version__, "torch": torch.__version__},
+        "versions": peer_versions(autogluon.core.__version__),
         "settings": settings,
     }
 

@@ -3,7 +3,8 @@
 ``mmtricks bench`` (cli.py) plans runs (runner.py) over data sets (datasets.py) under a
 profile (profiles.py), writes the rows every config sees (prepare.py, missing.py), fits
 each run in a child process (worker.py, process.py; peers in linear.py, autogluon.py),
-appends results.jsonl (results.py) and turns it into a report (report.py, plots.py).
+appends results.jsonl (results.py), flags runs slowed by another process (contention.py)
+and turns the lines into a report (report.py, plots.py).
 
 This module stays light: ``load_dataset`` and ``BenchDataset`` are imported on first use.
 """

@@ -13,6 +13,8 @@ _EPILOG = """\
 examples:
   mmtricks bench --datasets covid,ptech,cloth --seeds 0,1,2 --out runs/bench
   mmtricks bench --configs baseline,linear --missing-train 0,0.3 --missing-test 0,0.3,0.5 --out runs/miss
+  mmtricks bench --datasets path/to/folder --label y --out runs/mine   # train/test .parquet or .csv, no dataset.json
+  mmtricks bench --profile standard --out runs/standard   # the profile conclusions come from (2-core CPU)
   mmtricks bench report runs/bench          # runs/bench/report.md + runs/bench/plots/*.png
   mmtricks bench report runs/bench --doc docs/benchmarks.md   # and its tables into that file's markers
   mmtricks bench list                       # data sets in the data dir, presets and peers
@@ -31,15 +33,20 @@ def add_parser(sub) -> None:
                        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("action", nargs="*", metavar="ACTION",
                    help="nothing: run the bench; 'report DIR': write DIR/report.md; 'list': data sets and configs")
-    p.add_argument("--datasets", help="comma-separated data set names or folders with dataset.json "
+    p.add_argument("--datasets", help="comma-separated data set names or folders with dataset.json, or with --label "
+                                      "folders holding only train/test .parquet or .csv "
                                       "(default: every data set of the data dir)")
+    p.add_argument("--label", help="label column of --datasets folders without dataset.json; image, text and tabular "
+                                   "columns, problem type and metric are inferred as the predictor infers them")
     p.add_argument("--configs", default=DEFAULT_CONFIGS,
                    help=f"comma-separated mmtricks presets and peers (linear, autogluon_mm, autogluon_tabular); "
                         f"default {DEFAULT_CONFIGS}")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
     p.add_argument("--time-limit", type=float, help="seconds per fit (default: the profile's)")
     p.add_argument("--out", help="output folder: results.jsonl, progress.log, scratch/, report.md")
-    p.add_argument("--profile", default="quick", help="quick (2-core CPU, ~2 min a run) or full (GPU, all data)")
+    p.add_argument("--profile", default="quick", help="quick (2-core CPU smoke runs, ~2 min a run), standard (2-core "
+                                                      "CPU, the runs conclusions come from, 9-16 min a fit) or full "
+                                                      "(GPU, all data)")
     p.add_argument("--data-dir", help="data directory (default: env MMTRICKS_DATA, else ../shared/data)")
     p.add_argument("--missing-train", help="comma-separated train missingness ratios, e.g. 0.1,0.3,0.5")
     p.add_argument("--missing-test", help="comma-separated test missingness ratios (each fit scores every one)")
@@ -48,6 +55,8 @@ def add_parser(sub) -> None:
     p.add_argument("--threads", type=int, help="CPU threads per run (torch, BLAS)")
     p.add_argument("--retry-skipped", action="store_true", help="redo runs recorded as skipped")
     p.add_argument("--retry-failed", action="store_true", help="redo runs recorded as failed")
+    p.add_argument("--no-contention-check", dest="check_contention", action="store_false",
+                   help="do not flag (and rerun) runs that look slowed by another process")
     p.add_argument("--keep-scratch", action="store_true", help="keep the peers' model folders")
     p.add_argument("--dry-run", action="store_true", help="print the runs left to do and stop")
     p.add_argument("--report", action="store_true", help="write OUT/report.md when the runs are done")
@@ -121,7 +130,8 @@ def run(args) -> int:
         missing_train=_ratios(args.missing_train, "--missing-train"),
         missing_test=_ratios(args.missing_test, "--missing-test"), overrides=parse_overrides(args.overrides),
         retry_skipped=args.retry_skipped, retry_failed=args.retry_failed, threads=args.threads,
-        keep_scratch=args.keep_scratch, dry_run=args.dry_run,
+        keep_scratch=args.keep_scratch, dry_run=args.dry_run, label=args.label,
+        check_contention=args.check_contention,
     )
     if not spec.seeds:
         raise ConfigError("--seeds needs at least one seed, e.g. --seeds 0,1,2.")

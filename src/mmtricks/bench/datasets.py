@@ -6,6 +6,12 @@ directory's ``manifest.json`` (a list of objects) or the folder's own ``dataset.
 (one object). Fields: ``name``, ``label`` (required), ``problem_type``, ``metric``,
 ``modalities``, ``image_columns``, ``text_columns``, optional ``tabular_columns`` (default:
 every other column) and, in a manifest, ``path`` (relative to the data directory).
+
+A folder without a description works too when the label is given (``mmtricks bench
+--datasets FOLDER --label y``): its name is the folder's, its splits ``train.parquet`` /
+``test.parquet`` (or ``train.csv`` / ``test.csv``), and the rest is inferred the way the
+predictor infers it (:func:`mmtricks.schema.infer.infer_schema` on the train split: image,
+text and tabular columns, the problem type; the metric is the predictor's default for it).
 """
 from __future__ import annotations
 
@@ -136,15 +142,36 @@ def list_entries(data_dir: Optional[str] = None) -> list[dict[str, Any]]:
     return entries
 
 
-def _entry_for(name_or_path: str, data_dir: Optional[str]) -> dict[str, Any]:
+SPLIT_SUFFIXES = (".parquet", ".csv")
+
+
+def split_path(folder: str, split: str) -> Optional[str]:
+    """``folder/<split>.parquet``, else ``folder/<split>.csv``; None when neither exists."""
+    for suffix in SPLIT_SUFFIXES:
+        path = os.path.join(folder, split + suffix)
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def _entry_for(name_or_path: str, data_dir: Optional[str], label: Optional[str] = None) -> dict[str, Any]:
     desc = os.path.join(str(name_or_path), "dataset.json")
     if os.path.isfile(desc):
         entry = dict(_read_json(desc))
         entry.setdefault("name", os.path.basename(os.path.abspath(str(name_or_path))))
         entry["path"] = os.path.abspath(str(name_or_path))
         return entry
-    if os.path.isdir(str(name_or_path)) and os.sep in str(name_or_path):
-        raise SchemaError(f"Data set folder '{name_or_path}' has no dataset.json describing it.")
+    folder = str(name_or_path)
+    if label and os.path.isdir(folder) and split_path(folder, "train"):
+        # No description: the label comes from --label, everything else is inferred in load_dataset.
+        return {"name": os.path.basename(os.path.abspath(folder)), "label": label, "path": os.path.abspath(folder),
+                "inferred": True}
+    if os.path.isdir(folder) and (os.sep in folder or split_path(folder, "train")):
+        if split_path(folder, "train"):
+            raise SchemaError(f"Data set folder '{name_or_path}' has no dataset.json describing it: pass its label "
+                              f"column (--label COLUMN, or label= in Python) to infer the rest.")
+        raise SchemaError(f"Data set folder '{name_or_path}' has no dataset.json describing it and no train.parquet "
+                          f"or train.csv.")
     entries = list_entries(data_dir)
     if not entries:
         raise ConfigError(f"No data sets in '{resolve_data_dir(data_dir)}': it needs manifest.json or "
@@ -163,36 +190,47 @@ def _columns(entry: dict[str, Any], key: str, columns: list[str]) -> list[str]:
     return out
 
 
-def load_dataset(name_or_path: str, data_dir: Optional[str] = None) -> BenchDataset:
+def load_dataset(name_or_path: str, data_dir: Optional[str] = None, label: Optional[str] = None) -> BenchDataset:
     """Load a benchmark data set by name (from the data directory) or from its folder.
 
     Args:
         name_or_path: A name listed in the data directory, or a folder holding
-            ``dataset.json``, ``train.parquet`` and ``test.parquet``.
+            ``dataset.json``, ``train.parquet`` and ``test.parquet``; with ``label``, also a
+            folder holding only ``train`` / ``test`` as Parquet or CSV.
         data_dir: The data directory (default: env MMTRICKS_DATA, else ./../shared/data).
+        label: Label column for a folder without a description (image, text and tabular
+            columns, problem type and metric are then inferred as the predictor infers
+            them). A described data set keeps its own label; naming another is an error.
 
     Returns:
         The data set with both splits read.
 
     Raises:
-        ConfigError: Unknown name (the message lists the known ones).
+        ConfigError: Unknown name (the message lists the known ones), or ``label``
+            contradicts the data set's description.
         SchemaError: Missing files, label or declared columns.
     """
-    import pandas as pd
+    from ..data.io import read_table
 
-    entry = _entry_for(name_or_path, data_dir)
+    entry = _entry_for(name_or_path, data_dir, label)
     folder = entry["path"]
     name = str(entry["name"])
+    if label and entry.get("label") != label:
+        raise ConfigError(f"Data set '{name}' is described with label {entry.get('label')!r}; --label {label!r} "
+                          f"only names the label of folders without a description.")
     frames = {}
     for split in ("train", "test"):
-        path = os.path.join(folder, f"{split}.parquet")
-        if not os.path.isfile(path):
-            raise SchemaError(f"Data set '{name}': '{path}' does not exist.")
-        frames[split] = pd.read_parquet(path)
+        path = split_path(folder, split) if entry.get("inferred") else os.path.join(folder, f"{split}.parquet")
+        if not path or not os.path.isfile(path):
+            raise SchemaError(f"Data set '{name}': '{path or os.path.join(folder, split + '.parquet')}' does not "
+                              f"exist.")
+        frames[split] = read_table(path)[0]
     train, test = frames["train"], frames["test"]
     label = entry.get("label")
     if not label or label not in train.columns or label not in test.columns:
-        raise SchemaError(f"Data set '{name}': label {label!r} must be a column of train.parquet and test.parquet.")
+        raise SchemaError(f"Data set '{name}': label {label!r} must be a column of its train and test splits.")
+    if entry.get("inferred"):
+        entry.update(_inferred_entry(train, str(label)))
     columns = [str(c) for c in train.columns]
     images = _columns(entry, "image_columns", columns)
     texts = _columns(entry, "text_columns", columns)
@@ -215,6 +253,17 @@ def load_dataset(name_or_path: str, data_dir: Optional[str] = None) -> BenchData
     return BenchDataset(name=name, train=train, test=test, base_dir=folder, label=str(label),
                         problem_type=str(problem_type), metric=str(metric), modalities=modalities,
                         image_columns=images, text_columns=texts, tabular_columns=tabular, entry=entry)
+
+
+def _inferred_entry(train: "pd.DataFrame", label: str) -> dict[str, Any]:
+    """Columns, problem type and metric of an undescribed data set, as the predictor infers them."""
+    from ..schema.infer import infer_schema
+    from ..train.metrics import DEFAULT_METRIC
+
+    schema = infer_schema(train, label)
+    return {"problem_type": schema.problem_type, "metric": DEFAULT_METRIC[schema.problem_type],
+            "image_columns": schema.columns("image"), "text_columns": schema.columns("text"),
+            "tabular_columns": [c for c, kind in schema.column_kinds.items() if kind in ("numerical", "categorical")]}
 
 
 def subsample_train(ds: BenchDataset, max_rows: Optional[int], seed: int) -> "pd.DataFrame":

@@ -19,12 +19,14 @@ class ChildResult:
         seconds: Wall-clock seconds.
         peak_rss_mb: Peak resident memory of the child and its waited-for descendants, MiB.
         timed_out: True when the child was killed for running past the limit.
+        cpu_seconds: User + system CPU time of the child and its waited-for descendants.
     """
 
     returncode: int
     seconds: float
     peak_rss_mb: Optional[float]
     timed_out: bool = False
+    cpu_seconds: Optional[float] = None
 
 
 def _kill_group(pid: int) -> None:
@@ -72,7 +74,8 @@ def run_child(cmd: Sequence[str], log_path: str, timeout: Optional[float] = None
     code = os.waitstatus_to_exitcode(status)
     proc.returncode = code  # reaped here: keep Popen from waiting on it again
     return ChildResult(returncode=code, seconds=round(time.monotonic() - start, 3),
-                       peak_rss_mb=round(usage.ru_maxrss / scale, 1), timed_out=timed_out)
+                       peak_rss_mb=round(usage.ru_maxrss / scale, 1), timed_out=timed_out,
+                       cpu_seconds=round(usage.ru_utime + usage.ru_stime, 3))
 
 
 def log_tail(log_path: str, n_chars: int = 1500) -> str:

@@ -2,6 +2,8 @@
 
 Only the last line of each run key counts. Scores, relative improvements and costs use
 the runs without missingness (train and test ratio 0); the missingness grid uses the rest.
+Lines flagged ``"contended": true`` (slowed by another process, see
+:mod:`mmtricks.bench.contention`) are left out of every mean and listed with their reason.
 """
 from __future__ import annotations
 
@@ -47,11 +49,13 @@ def _frame(lines: list[dict[str, Any]]) -> "pd.DataFrame":
 
     df = pd.DataFrame(lines)
     for col, default in (("config_kind", "preset"), ("missing_train", 0.0), ("missing_test", 0.0),
-                         ("greater_is_better", True), ("modality_group", ""), ("time_over_limit", None)):
+                         ("greater_is_better", True), ("modality_group", ""), ("time_over_limit", None),
+                         ("contended", False)):
         if col not in df.columns:
             df[col] = default
     df["missing_train"] = df["missing_train"].fillna(0.0).astype(float)
     df["missing_test"] = df["missing_test"].fillna(0.0).astype(float)
+    df["contended"] = df["contended"].fillna(False).astype(bool)
     return df
 
 
@@ -72,6 +76,20 @@ def _settings(df: "pd.DataFrame") -> str:
         parts += ["", f"Machine: {(row.get('host') or {}).get('cpus', '?')} CPU cores, device "
                       f"{row.get('device') or 'cpu'} ({(row.get('host') or {}).get('platform', '')}).",
                   "Versions: " + ", ".join(f"{k} {v}" for k, v in vers.items())]
+        peers = first[first["config"].astype(str).str.startswith("autogluon")]
+        if "harness_versions" in peers.columns:  # lines from before it held the harness's versions merged in
+            peers = peers[peers["harness_versions"].apply(lambda v: isinstance(v, dict))]
+        else:
+            peers = peers.iloc[0:0]
+        if len(peers) and isinstance(peers.iloc[0].get("versions"), dict):
+            parts.append("AutoGluon peers' own virtualenv: " + ", ".join(
+                f"{k} {v}" for k, v in peers.iloc[0]["versions"].items()))
+        if "commit" in first.columns:
+            commits = sorted({f"{c[:12]}{' (tree differed from it)' if d else ''}"
+                              for c, d in zip(first["commit"], first.get("commit_dirty", [None] * len(first)))
+                              if isinstance(c, str)})
+            if commits:
+                parts.append("mmtricks commit: " + ", ".join(commits))
     return "\n".join(parts)
 
 
@@ -162,7 +180,8 @@ def _peers(df: "pd.DataFrame", clean: "pd.DataFrame", configs: list[str], plots:
     everything = df[(df["missing_train"] == 0) & (df["missing_test"] == 0)]
     for c in configs:
         part = clean[clean["config"] == c]
-        status = everything[everything["config"] == c]["status"].value_counts()
+        runs = everything[everything["config"] == c]
+        status = runs[~runs["contended"] | (runs["status"] != "ok")]["status"].value_counts()  # contended: not ok
         fit, rps = part["fit_seconds"].mean(), part["rows_per_s"].mean()
         ratio = pd.to_numeric(part["time_over_limit"], errors="coerce")
         kind = df[df["config"] == c]["config_kind"].iloc[0]
@@ -229,6 +248,41 @@ def _ratios(clean: "pd.DataFrame", configs: list[str], peer: str = "autogluon_mm
             + md_table(["preset", "data set", f"epoch speed ({peer} s/epoch ÷ preset s/epoch)",
                         f"predict rows/s (preset ÷ {peer})", f"fit/limit ({peer} ÷ preset)",
                         "seeds with epochs / with rows/s"], rows))
+
+
+def _step_floor(ok: "pd.DataFrame") -> str:
+    """How many mmtricks fits reached their plan's step floor (``fit_summary.plan.floor_reached``)."""
+    plans = [(r, (r.get("fit_summary") or {}).get("plan")) for r in ok.to_dict("records")
+             if isinstance(r.get("fit_summary"), dict)]
+    plans = [(r, p) for r, p in plans if isinstance(p, dict) and "floor_reached" in p]
+    if not plans:
+        return ""
+    fits = {(r["dataset"], r["config"], r["seed"], r["missing_train"]): (r, p) for r, p in plans}  # one per fit
+    below = [(r, p) for r, p in fits.values() if not p["floor_reached"]]
+    text = (f"## Step floor\n\n{len(fits) - len(below)} of {len(fits)} mmtricks fits with a recorded plan reached "
+            f"their step floor (`optim.min_steps`).")
+    if below:
+        rows = [[r["dataset"], r["config"], r["seed"], p.get("steps"), p.get("min_steps"), p.get("effective_batch"),
+                 (r.get("fit_summary") or {}).get("stopped") or "–"]
+                for r, p in sorted(below, key=lambda x: (x[0]["dataset"], x[0]["config"], x[0]["seed"]))]
+        text += (" Below it (stopped by early stopping: the fit had converged; by the time limit: the limit did "
+                 "not afford the floor):\n\n"
+                 + md_table(["data set", "config", "seed", "steps", "floor", "effective batch", "stopped by"], rows))
+    return text
+
+
+def _contended(df: "pd.DataFrame") -> str:
+    bad = df[(df["status"] == "ok") & df["contended"]]
+    if bad.empty:
+        return ""
+    rows = [[r["dataset"], r["config"], r["seed"], f"{r['missing_train']:g} / {r['missing_test']:g}",
+             str(r.get("contended_reason") or "")[:300]]
+            for r in bad.sort_values(["dataset", "config", "seed"]).to_dict("records")]
+    one = len(bad) == 1
+    return (f"## Contended runs (left out)\n\n{len(bad)} run{'' if one else 's'} looked slowed by another process "
+            f"and {'is' if one else 'are'} left out of every table above; a resumed bench redoes "
+            f"{'it' if one else 'them'}.\n\n"
+            + md_table(["data set", "config", "seed", "missing train / test", "why"], rows))
 
 
 def _missingness(ok: "pd.DataFrame", configs: list[str], plots: str) -> str:
@@ -339,24 +393,26 @@ def build_report(out_dir: str, doc: str | None = None) -> str:
     df = _frame(lines)
     plots = os.path.join(out_dir, "plots")
     os.makedirs(plots, exist_ok=True)
-    ok = df[df["status"] == "ok"].copy()
+    ok = df[(df["status"] == "ok") & ~df["contended"]].copy()
     clean = ok[(ok["missing_train"] == 0) & (ok["missing_test"] == 0)]
     configs = _config_order(df)
     stamp = _dt.datetime.now().isoformat(timespec="seconds")
-    head = [f"# Benchmark report\n\nFrom `{RESULTS}` ({len(df)} runs: {len(ok)} ok), written {stamp}.",
+    n_contended = int(((df["status"] == "ok") & df["contended"]).sum())
+    counted = f"{len(ok)} ok" + (f", {n_contended} contended and left out of the means" if n_contended else "")
+    head = [f"# Benchmark report\n\nFrom `{RESULTS}` ({len(df)} runs: {counted}), written {stamp}.",
             _settings(df), _datasets(df)]
     results = []  # what --doc splices
     if not clean.empty:
         used = [c for c in configs if c in set(clean["config"])]
         results += [_scores(clean, used, plots), _relative(clean, used, plots), _peers(df, clean, configs, plots),
                     _ratios(clean, used)]
-    results += [_missingness(ok, configs, plots), _problems(df)]
+    results += [_missingness(ok, configs, plots), _step_floor(ok), _problems(df), _contended(df)]
     path = os.path.join(out_dir, "report.md")
     with open(path, "w", encoding="utf-8") as fh:
         fh.write("\n\n".join(s for s in head + results if s) + "\n")
     if doc:
         splice_into(doc, out_dir, [f"Generated by `mmtricks bench report {out_dir} --doc {doc}` from "
-                                   f"{len(df)} runs ({len(ok)} ok); settings and versions in "
+                                   f"{len(df)} runs ({counted}); settings and versions in "
                                    f"[report.md]({os.path.relpath(path, os.path.dirname(os.path.abspath(doc)))})."]
                     + results)
     return path

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import subprocess
 from typing import Any, Iterable, Optional
 
 RESULTS = "results.jsonl"
@@ -91,3 +92,33 @@ def versions(extra: Iterable[str] = ()) -> dict[str, str]:
         except metadata.PackageNotFoundError:
             continue
     return out
+
+
+def source_commit(path: Optional[str] = None) -> dict[str, Any]:
+    """The git commit of the mmtricks source tree that runs, and whether that tree differs from it.
+
+    Returns ``{"commit": sha, "commit_dirty": bool}``: ``commit_dirty`` is True when tracked files
+    under the package folder (``src/mmtricks``) or the peer scripts (``bench/peers``) differ from
+    the commit, or untracked files sit there. Both are None when the package is not in a git
+    checkout (an installed wheel) or git is missing.
+
+    Args:
+        path: The package folder to ask about (default: this mmtricks package).
+    """
+    pkg = os.path.abspath(path or os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    none = {"commit": None, "commit_dirty": None}
+
+    def git(*args: str) -> Optional[str]:
+        try:
+            done = subprocess.run(["git", "-C", pkg, *args], capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return done.stdout if done.returncode == 0 else None
+
+    sha = git("rev-parse", "HEAD")
+    root = git("rev-parse", "--show-toplevel")
+    if not sha or not root:
+        return none
+    paths = [pkg] + [p for p in (os.path.join(root.strip(), "bench", "peers"),) if os.path.isdir(p)]
+    status = git("status", "--porcelain", "--", *paths)
+    return {"commit": sha.strip(), "commit_dirty": None if status is None else bool(status.strip())}

@@ -4,6 +4,9 @@ Each fit runs in a child process (``python -m mmtricks.bench.worker`` for preset
 linear peer, the AutoGluon virtualenv for its peers); each outcome is one line of
 ``OUT/results.jsonl``. Runs already there (ok, skipped, failed) are not redone, so an
 interrupted bench picks up where it stopped; ``retry_skipped`` / ``retry_failed`` redo those.
+A run that looks slowed by another process (:mod:`mmtricks.bench.contention`) is recorded
+with ``"contended": true`` and run once more at once; a line still contended after that is
+not counted as done, so a resumed bench redoes it.
 """
 from __future__ import annotations
 
@@ -43,6 +46,8 @@ class BenchSpec:
     threads: Optional[int] = None
     keep_scratch: bool = False
     dry_run: bool = False
+    label: Optional[str] = None  # label column of data set folders without a description (--label)
+    check_contention: bool = True  # flag (and rerun once) runs slowed by another process
 
 
 def _now() -> str:
@@ -61,7 +66,7 @@ class Bench:
         self.spec, self.echo = spec, echo
         self.profile = get_profile(spec.profile)
         self.configs = check_configs(spec.configs)
-        self.time_limit = float(spec.time_limit or self.profile.time_limit)
+        self.time_limit = float(spec.time_limit or self.profile.time_limit)  # data sets without a limit of their own
         self.overrides = {**self.profile.overrides, **spec.overrides}
         for config in self.configs:  # bad --set keys fail now, not in the first worker
             if config not in _peers():
@@ -70,7 +75,7 @@ class Bench:
                 self.overrides = {k: getattr(getattr(cfg, k.split(".")[0]), k.split(".")[1])
                                   for k in self.overrides}
         names = spec.datasets or [e["name"] for e in list_entries(spec.data_dir)]
-        self.datasets = [load_dataset(n, spec.data_dir) for n in names]
+        self.datasets = [load_dataset(n, spec.data_dir, label=spec.label) for n in names]
         self.train_ratios = sorted({ratio_key(r) for r in spec.missing_train} or {0.0})
         self.test_ratios = sorted({ratio_key(r) for r in spec.missing_test} or {0.0})
 
@@ -88,7 +93,8 @@ class Bench:
     def _done_keys(self) -> set:
         skip = {"ok"} | ({"skipped"} if not self.spec.retry_skipped else set())
         skip |= {"failed"} if not self.spec.retry_failed else set()
-        return {k for k, line in latest(read_results(self.spec.out_dir)).items() if line.get("status") in skip}
+        return {k for k, line in latest(read_results(self.spec.out_dir)).items()
+                if line.get("status") in skip and not line.get("contended")}
 
     def plan(self) -> list[tuple[Any, str, int, float, list[float]]]:
         """Units still to run: (data set, config, seed, train ratio, test ratios left)."""
@@ -109,9 +115,14 @@ class Bench:
         """Run every unit left; return counts of result lines by status."""
         units = self.plan()
         total = len(self.spec.seeds) * len(self.datasets) * len(self.configs) * len(self.train_ratios)
-        self.log(f"bench: {len(units)} of {total} fits to run (profile {self.profile.name}, time limit "
-                 f"{self.time_limit:g}s, out {self.spec.out_dir})")
-        counts = {"ok": 0, "skipped": 0, "failed": 0}
+        limits = sorted({(self.limit(ds), ds.name) for ds in self.datasets})
+        if len({t for t, _ in limits}) <= 1:
+            said = f"time limit {limits[0][0] if limits else self.time_limit:g}s"
+        else:
+            said = "time limits " + ", ".join(f"{n} {t:g}s" for t, n in limits)
+        self.log(f"bench: {len(units)} of {total} fits to run (profile {self.profile.name}, {said}, "
+                 f"out {self.spec.out_dir})")
+        counts = {"ok": 0, "skipped": 0, "failed": 0, "contended": 0}
         for i, (ds, config, seed, mtrain, tests) in enumerate(units, 1):
             what = f"[{i}/{len(units)}] {ds.name} {config} seed={seed}" + self._ratios(mtrain, tests)
             if self.spec.dry_run:
@@ -120,19 +131,49 @@ class Bench:
             self.log(f"start {what}")
             try:
                 lines = self._unit(ds, config, seed, mtrain, tests)
+                if self._contended(lines):
+                    for line in lines:  # kept as a record; the rerun's lines come after and win
+                        append_result(self.spec.out_dir, line)
+                    self.log(f"contended {what}: {self._reason(lines)}; running it again")
+                    lines = self._unit(ds, config, seed, mtrain, tests)
+                    if self._contended(lines):
+                        self.log(f"contended again {what}: {self._reason(lines)}; left for a resumed bench to redo")
             except KeyboardInterrupt:
                 self.log(f"interrupted {what}; rerun the same command to resume")
                 raise
             for line in lines:
                 append_result(self.spec.out_dir, line)
                 counts[line["status"]] += 1
+                counts["contended"] += bool(line.get("contended"))
             self.log(f"end   {what}: " + self._summary(lines))
         if self.spec.dry_run:
             self.log(f"bench: dry run, {len(units)} fits left to run")
             return counts
-        self.log(f"bench: done ({counts['ok']} ok, {counts['skipped']} skipped, {counts['failed']} failed); "
+        contended = f", {counts['contended']} of them contended (a rerun redoes them)" if counts["contended"] else ""
+        self.log(f"bench: done ({counts['ok']} ok{contended}, {counts['skipped']} skipped, {counts['failed']} failed); "
                  f"results in {os.path.join(self.spec.out_dir, 'results.jsonl')}")
         return counts
+
+    def limit(self, ds: Any) -> float:
+        """Seconds per fit on ``ds``: ``--time-limit`` when given, else the profile's for that data set."""
+        if self.spec.time_limit:
+            return float(self.spec.time_limit)
+        return float(self.profile.limit_for(ds.name))
+
+    def _contended(self, lines: list[dict[str, Any]]) -> bool:
+        """Judge each ok line against the lines recorded so far (marks them); True when one is contended."""
+        from .contention import contention_reasons, mark
+
+        if not self.spec.check_contention:
+            return False
+        earlier = read_results(self.spec.out_dir)
+        for line in lines:
+            mark(line, contention_reasons(line, earlier, self.spec.threads))
+        return any(line.get("contended") for line in lines)
+
+    @staticmethod
+    def _reason(lines: list[dict[str, Any]]) -> str:
+        return "; ".join(dict.fromkeys(str(line["contended_reason"]) for line in lines if line.get("contended")))
 
     def _ratios(self, mtrain: float, tests: list[float]) -> str:
         if self.train_ratios == [0.0] and self.test_ratios == [0.0]:
@@ -164,7 +205,7 @@ class Bench:
             "status": None, "dataset": ds.name, "modalities": ds.modalities, "modality_group": ds.modality_group,
             "config": config, "config_kind": config_kind(config), "seed": seed,
             "missing_train": mtrain, "missing_test": mtest, "profile": self.profile.name,
-            "profile_settings": self.profile.to_dict(), "time_limit": self.time_limit,
+            "profile_settings": self.profile.to_dict(), "time_limit": self.limit(ds),
             "overrides": self.overrides if config_kind(config) == "preset" else {},
             "problem_type": ds.problem_type, "metric": ds.metric,
             "greater_is_better": greater_is_better(ds.metric, ds.problem_type),
@@ -173,8 +214,10 @@ class Bench:
 
     def _unit(self, ds: Any, config: str, seed: int, mtrain: float, tests: list[float]) -> list[dict]:
         from .prepare import ratio_tag, seed_dir, split_file
+        from .results import source_commit
 
         started = _now()
+        source = source_commit()  # the code this unit runs: commit and whether the tree differs from it
         train_path, n_train = split_file(ds, self.profile, self.spec.out_dir, seed, "train", mtrain)
         test_files = {t: split_file(ds, self.profile, self.spec.out_dir, seed, "test", t)[0] for t in tests}
         run_dir = os.path.join(seed_dir(self.spec.out_dir, self.profile.name, ds.name, seed), "runs",
@@ -185,16 +228,18 @@ class Bench:
         else:
             lines = self._worker(ds, config, seed, mtrain, train_path, test_files, run_dir)
         for line in lines:
-            line.update(started_at=started, finished_at=_now(), scratch=os.path.relpath(run_dir, self.spec.out_dir))
+            line.update(started_at=started, finished_at=_now(), scratch=os.path.relpath(run_dir, self.spec.out_dir),
+                        **source)
             line.setdefault("n_train", n_train)
             if line["status"] == "ok" and line.get("fit_seconds") is not None:
-                line["time_over_limit"] = round(line["fit_seconds"] / self.time_limit, 3)
+                line["time_over_limit"] = round(line["fit_seconds"] / self.limit(ds), 3)
         return lines
 
     def _failed(self, base: dict[str, Any], reason: str, status: str = "failed") -> dict[str, Any]:
         return {**base, "status": status, "score": None, "reason": reason}
 
     def _worker(self, ds, config, seed, mtrain, train_path, test_files, run_dir) -> list[dict]:
+        from .contention import finish_probe, start_probe
         from .process import log_tail, run_child
 
         result_path = os.path.join(run_dir, "result.json")
@@ -205,15 +250,17 @@ class Bench:
             "tests": [{"missing_test": t, "path": p} for t, p in test_files.items()],
             "label": ds.label, "problem_type": ds.problem_type, "metric": ds.metric,
             "text_columns": ds.text_columns, "image_columns": ds.image_columns,
-            "tabular_columns": ds.tabular_columns, "overrides": self.overrides, "time_limit": self.time_limit,
+            "tabular_columns": ds.tabular_columns, "overrides": self.overrides, "time_limit": self.limit(ds),
             "seed": seed, "threads": self.spec.threads, "result_path": result_path,
         }
         req_path = os.path.join(run_dir, "request.json")
         with open(req_path, "w", encoding="utf-8") as fh:
             json.dump(request, fh, indent=2)
         log_path = os.path.join(run_dir, "worker.log")
+        probe = start_probe()
         child = run_child([sys.executable, "-m", "mmtricks.bench.worker", "--request", req_path], log_path,
-                          timeout=self._watchdog(), env=self._env())
+                          timeout=self._watchdog(ds), env=self._env())
+        contention = finish_probe(probe, child.cpu_seconds)
         bases = {t: self._base(ds, config, seed, mtrain, t) for t in test_files}
         if child.returncode != 0 or not os.path.isfile(result_path):
             why = "timed out" if child.timed_out else f"worker exit code {child.returncode}"
@@ -226,6 +273,7 @@ class Bench:
                                                                    if k != "missing_test"}}
             line.update(fit_seconds=result["fit_seconds"], n_train=result["n_train"], versions=result["versions"],
                         device=result["device"], fit_info=result.get("fit_info", {}),
+                        fit_summary=result.get("fit_summary"), contention=contention,
                         peak_rss_mb=max(filter(None, [child.peak_rss_mb, result.get("peak_rss_mb")]), default=None))
             lines.append(line)
         return lines
@@ -233,6 +281,7 @@ class Bench:
     def _autogluon(self, ds, config, seed, mtrain, train_path, test_files, run_dir) -> list[dict]:
         from .autogluon import build_request, locate, parse_output
         from .configs import AUTOGLUON_KIND
+        from .contention import finish_probe, start_probe
         from .process import log_tail, run_child
         from .results import versions
 
@@ -247,7 +296,7 @@ class Bench:
             os.makedirs(sub, exist_ok=True)
             out_dir = os.path.join(sub, "out")
             request = build_request(AUTOGLUON_KIND[config], train_path, test_path, ds, self.profile,
-                                    self.time_limit, seed, out_dir)
+                                    self.limit(ds), seed, out_dir)
             if self.spec.threads:
                 request["num_threads"] = self.spec.threads
             req_path = os.path.join(sub, "request.json")
@@ -256,8 +305,10 @@ class Bench:
             log_path = os.path.join(sub, "peer.log")
             if os.path.exists(log_path):
                 os.remove(log_path)
-            child = run_child([*cmd, "--request", req_path], log_path, timeout=self._watchdog(),
+            probe = start_probe()
+            child = run_child([*cmd, "--request", req_path], log_path, timeout=self._watchdog(ds),
                               env=self._env(mmtricks_path=False))
+            contention = finish_probe(probe, child.cpu_seconds)
             with open(log_path, encoding="utf-8", errors="replace") as fh:
                 out = parse_output(fh.read())
             if not self.spec.keep_scratch:
@@ -269,15 +320,18 @@ class Bench:
                 lines.append(self._failed(base, f"{why}; log {log_path}:\n{log_tail(log_path)}"))
                 continue
             rss = max(filter(None, [child.peak_rss_mb, out.get("peak_rss_mb")]), default=None)
+            # versions: what the peer's own virtualenv ran (its script reports them); harness_versions:
+            # the mmtricks process that prepared the rows and scored the predictions.
             line = {**base, "status": "ok", **{k: out.get(k) for k in PEER_FIELDS if k in out}, "peak_rss_mb": rss,
-                    "versions": {**versions(), **(out.get("versions") or {})},
+                    "versions": dict(out.get("versions") or {}), "harness_versions": versions(),
+                    "contention": contention,
                     "peer_output": {k: v for k, v in out.items() if k not in (*PEER_FIELDS, "versions")}}
             lines.append(line)
         return lines
 
-    def _watchdog(self) -> float:
+    def _watchdog(self, ds: Any) -> float:
         """Seconds after which a child is killed: the fit limit, prediction and start-up slack."""
-        return 3 * self.time_limit + 600
+        return 3 * self.limit(ds) + 600
 
     def _env(self, mmtricks_path: bool = True) -> dict[str, str]:
         env = dict(os.environ, PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false")

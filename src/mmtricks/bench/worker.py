@@ -33,14 +33,34 @@ def _device() -> str:
     return "cpu"
 
 
+def fit_summary(fit_info: dict[str, Any]) -> dict[str, Any]:
+    """The compact record of how a predictor's fit went, for a result line.
+
+    ``steps``, ``epochs``, ``stopped``, ``train_seconds``, the step plan (``fit_info["plan"]``,
+    None when the predictor does not record one), the learning rate at the last validation
+    (``last_lr``), the number of validations (``n_validations``) and ``seconds_per_step``
+    (train seconds over optimizer steps; None without steps). The per-validation history
+    itself is left out.
+    """
+    history = fit_info.get("history") or []
+    steps, seconds = fit_info.get("steps"), fit_info.get("train_seconds")
+    return {
+        "steps": steps, "epochs": fit_info.get("epochs"), "stopped": fit_info.get("stopped"),
+        "train_seconds": seconds, "plan": fit_info.get("plan"),
+        "last_lr": history[-1].get("lr") if history and isinstance(history[-1], dict) else None,
+        "n_validations": len(history),
+        "seconds_per_step": round(float(seconds) / steps, 4) if steps and seconds is not None else None,
+    }
+
+
 def _fit(req: dict[str, Any], train):
-    """Fit the request's config; return (model, classes-or-None, predict function)."""
+    """Fit the request's config; return (fit facts, classes-or-None, predict function, fit summary or None)."""
     if req["config"] == "linear":
         from .linear import LinearPeer
 
         peer = LinearPeer(req["label"], req["problem_type"], req["text_columns"], req["tabular_columns"],
                           seed=req["seed"]).fit(train)
-        return {"features": peer.columns_}, peer.classes, peer.outputs
+        return {"features": peer.columns_}, peer.classes, peer.outputs, None
     from ..predictor import MultimodalPredictor
 
     types = {c: "image" for c in req["image_columns"]}
@@ -51,15 +71,16 @@ def _fit(req: dict[str, Any], train):
         column_types=types or None, verbosity=1,
     )
     predictor.fit(train, base_dir=req["base_dir"])
-    info = {k: v for k, v in predictor.fit_info_.items() if k != "history"}
+    info = {k: v for k, v in predictor.fit_info_.items() if k not in ("history", "plan")}  # plan: in the summary
+    summary = fit_summary(predictor.fit_info_)
     if req["problem_type"] == "regression":
         def predict(df):
             return predictor.predict(df, base_dir=req["base_dir"]).to_numpy()
-        return info, [], predict
+        return info, [], predict, summary
 
     def predict_proba(df):
         return predictor.predict_proba(df, base_dir=req["base_dir"]).to_numpy()
-    return info, list(predictor.schema_.classes), predict_proba
+    return info, list(predictor.schema_.classes), predict_proba, summary
 
 
 def run_request(req: dict[str, Any]) -> dict[str, Any]:
@@ -75,7 +96,7 @@ def run_request(req: dict[str, Any]) -> dict[str, Any]:
         torch.set_num_threads(int(req["threads"]))
     train = pd.read_parquet(req["train_path"])
     start = time.perf_counter()
-    info, classes, predict = _fit(req, train)
+    info, classes, predict, summary = _fit(req, train)
     fit_seconds = time.perf_counter() - start
     tests = []
     for item in req["tests"]:
@@ -89,7 +110,7 @@ def run_request(req: dict[str, Any]) -> dict[str, Any]:
         tests.append({"missing_test": item["missing_test"], "n_test": len(test), "predict_seconds": round(seconds, 3),
                       "rows_per_s": round(len(test) / max(seconds, 1e-9), 2), **scored})
     return {"fit_seconds": round(fit_seconds, 3), "n_train": len(train), "tests": tests, "fit_info": info,
-            "versions": versions(), "device": _device(), "peak_rss_mb": peak_rss_mb()}
+            "fit_summary": summary, "versions": versions(), "device": _device(), "peak_rss_mb": peak_rss_mb()}
 
 
 def main(argv: Any = None) -> int:
