@@ -1,4 +1,4 @@
-"""Command line: ``mmtricks fit|predict|evaluate|demo|config|presets``.
+"""Command line: ``mmtricks fit|predict|evaluate|explain|card|demo|config|presets``.
 
 Only argparse is imported at start-up so ``mmtricks --help`` answers at once.
 """
@@ -45,6 +45,23 @@ def _parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("evaluate", help="score a saved model on a labelled table (JSON on stdout)")
     ev.add_argument("--model", required=True)
     ev.add_argument("--data", required=True)
+
+    exp = sub.add_parser("explain", help="what each modality contributes: the metric's drop without it (a table)")
+    exp.add_argument("--model", required=True)
+    exp.add_argument("--data", required=True, help="labelled table (CSV or Parquet)")
+    exp.add_argument("--columns", action="store_true", help="also measure each feature column on its own")
+    exp.add_argument("--method", choices=["missing", "permute"], default="missing",
+                     help="missing: set the cells to missing (default); permute: shuffle them across rows")
+    exp.add_argument("--repeats", type=int, default=5,
+                     help="bootstrap resamples (missing) or permutations (permute) for the spread (default 5)")
+    exp.add_argument("--seed", type=int, default=0)
+    exp.add_argument("--plot", metavar="PNG", help="also write a bar plot of the drops")
+    exp.add_argument("--json", action="store_true", help="JSON records on stdout instead of a table")
+
+    card = sub.add_parser("card", help="write a model card: one self-contained HTML page")
+    card.add_argument("--model", required=True)
+    card.add_argument("--data", help="labelled table: adds metrics, a confusion matrix or scatter, modality importance")
+    card.add_argument("--out", default="card.html", help="HTML file to write (default card.html)")
 
     demo = sub.add_parser("demo", help="train on the shipped emoji data set (offline, a few minutes)")
     demo.add_argument("--out", default="mmtricks-demo-model")
@@ -99,6 +116,26 @@ def _run(args: argparse.Namespace) -> int:
 
         predictor = MultimodalPredictor.load(args.model, verbosity=0)
         print(json.dumps(predictor.evaluate(args.data), indent=2))
+    elif args.command == "explain":
+        from .explain import modality_importance, plot_importance
+        from .predictor import MultimodalPredictor
+
+        predictor = MultimodalPredictor.load(args.model, verbosity=0)
+        result = modality_importance(predictor, args.data, groups="all" if args.columns else None,
+                                     repeats=args.repeats, seed=args.seed, method=args.method)
+        if args.json:
+            print(result.to_json(orient="records", indent=2))
+        else:
+            print(result.to_string(index=False))
+        if args.plot:
+            plot_importance(result, args.plot)
+            print(f"plot written to {args.plot}", file=sys.stderr)
+    elif args.command == "card":
+        from .card import write_card
+        from .predictor import MultimodalPredictor
+
+        predictor = MultimodalPredictor.load(args.model, verbosity=0)
+        print(f"model card written to {write_card(predictor, args.out, data=args.data)}", file=sys.stderr)
     elif args.command == "demo":
         from .config import parse_overrides
         from .demo import run_demo
