@@ -66,10 +66,20 @@ def test_dropout_p0_changes_nothing_and_p_high_drops_everything():
 
 
 def test_dropout_rate_is_p():
-    torch.manual_seed(0)
-    drop = ModalityDropout(0.3)
-    dropped = np.mean([drop(_row(n_num=50))["num_missing"].mean() for _ in range(200)])
+    drop = ModalityDropout(0.3, seed=4)
+    dropped = np.mean([drop(_row(n_num=50), epoch=e, index=i)["num_missing"].mean()
+                       for e in range(4) for i in range(50)])
     assert abs(dropped - 0.3) < 0.02
+
+
+def test_dropout_draws_derive_from_seed_epoch_and_row():
+    def holes(seed, epoch, index):
+        return ModalityDropout(0.5, seed=seed)(_row(n_num=40), epoch, index)["num_missing"]
+
+    assert np.array_equal(holes(1, 2, 3), holes(1, 2, 3))  # repeatable: a resumed fit drops the same
+    assert not np.array_equal(holes(1, 2, 3), holes(1, 3, 3))  # another epoch, other holes
+    assert not np.array_equal(holes(1, 2, 3), holes(1, 2, 4))  # another row
+    assert not np.array_equal(holes(1, 2, 3), holes(2, 2, 3))  # another seed
 
 
 def test_dropout_changes_training_batches_only(table_dir):
@@ -81,7 +91,6 @@ def test_dropout_changes_training_batches_only(table_dir):
     pre = p.preprocessor_
     enc = pre.encode(df, None, with_labels=True)
     plain = p._dataset(pre, enc)
-    torch.manual_seed(0)
     dropped = p._dataset(pre, enc, row_hook=ModalityDropout(0.5))
     diff = sum(not torch.equal(plain[i]["cat"], dropped[i]["cat"]) or
                not torch.equal(plain[i]["image_missing"], dropped[i]["image_missing"]) for i in range(len(df)))
@@ -137,3 +146,16 @@ def test_learnable_embeddings_get_gradients_only_from_missing_samples(name):
     enc.zero_grad()
     out[[0, 2, 3]].sum().backward()  # rows with nothing missing contribute nothing
     assert param.grad is None or param.grad.abs().sum() == 0
+
+
+def test_a_training_batch_without_any_image_keeps_gradients_finite():
+    from mmtricks.models.registry import create_encoder
+
+    enc = create_encoder("timm_image", backbone="test_efficientnet", pretrained=False).train()
+    stats = {k: v.clone() for k, v in enc.state_dict().items() if "running" in k}
+    batch = {"image": torch.zeros(3, 1, 3, 32, 32), "image_missing": torch.ones(3, 1, dtype=torch.bool)}
+    head = torch.nn.Linear(enc.out_dim, 1)
+    head(enc(batch)[:, 0]).sum().backward()
+    assert all(torch.isfinite(p.grad).all() for p in head.parameters())
+    assert enc.training  # back in training mode
+    assert all(torch.equal(v, enc.state_dict()[k]) for k, v in stats.items())  # no zero-variance statistics

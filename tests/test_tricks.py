@@ -143,12 +143,12 @@ def test_every_basic_trick_switches_off():
     assert math.isclose(resolve("baseline+warmup").optim.warmup_fraction, 0.1)
 
 
-def test_small_training_sets_get_enough_steps_per_epoch():
+def test_small_training_sets_get_the_step_floor():
     from mmtricks.train.loop import plan_batches
 
-    o = resolve("default").optim  # batch 128, micro 32, at least 10 steps an epoch
+    o = resolve("default").optim  # batch 128, micro 32, 20 epochs, at least 200 steps
     assert plan_batches(100_000, o) == (32, 4)  # the reference effective batch of 128
-    assert plan_batches(405, o) == (32, 1)  # 405 rows: batch 40 -> one micro batch of 32
+    assert plan_batches(405, o) == (32, 1)  # 405 rows x 20 epochs / 200 steps: batch 40 -> one micro batch of 32
     assert plan_batches(50, o) == (5, 1)
-    o.min_steps_per_epoch = 0
+    o.min_steps = 0
     assert plan_batches(405, o) == (32, 4)

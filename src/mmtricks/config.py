@@ -20,8 +20,13 @@ from .errors import ConfigError, did_you_mean
 class DataConfig:
     """How columns are turned into tensors."""
 
-    text_max_length: int = 128  # tokens per row, all text columns together
-    image_size: typing.Optional[int] = None  # None: the image encoder's own input size
+    text_max_length: int = 128  # tokens per row, all text columns together (the cap when auto_input_size)
+    image_size: typing.Optional[int] = None  # pixels per side; None: from the data (auto_input_size) or the encoder's
+    # True: sizes from the training data (data/input_sizes.py): image_size=None becomes the training images'
+    # median short side (a multiple of 32, 64 .. the encoder's native size), and the tokens per row the 95th
+    # percentile of the training rows (a multiple of 8, 8 .. text_max_length). False: image_size or the
+    # encoder's native size, and text_max_length tokens.
+    auto_input_size: bool = True
     image_separator: str = ";"  # several paths in one cell: the first is used
     categorical_max_levels: int = 2000  # rarer levels fall into the unknown bucket
     valid_fraction: typing.Optional[float] = None  # None: SPEC rule from the row count
@@ -86,8 +91,11 @@ class OptimConfig:
     weight_decay: float = 1e-3
     batch_size: int = 128  # effective batch; accumulation makes it from micro batches
     micro_batch_size: int = 32
-    min_steps_per_epoch: int = 10  # small training sets: the effective batch shrinks to give this many steps; 0: off
+    min_steps: int = 200  # step floor: the effective batch shrinks (toward one micro batch) so a fit makes this many
     max_epochs: int = 20
+    max_steps: typing.Optional[int] = None  # pins the horizon in optimizer steps (e.g. fit_info['plan']['horizon'])
+    class_weights: str = "none"  # 'none' or 'balanced' (cross-entropy weights inverse to class frequency)
+    recover_collapse: bool = True  # a fit no better than the constant predictor is retried once (train/diagnose.py)
     val_checks_per_epoch: int = 2
     patience: int = 10  # validations without improvement before stopping
     top_k: int = 3  # checkpoints kept on disk
@@ -109,6 +117,9 @@ class EnvConfig:
     num_workers: int = 0  # DataLoader workers
     eval_batch_size: int = 64
     val_cache_mb: int = 512  # validation batches kept after the first pass, up to this size; 0: none
+    # Training images decoded and resized once per fit, kept as uint8 in memory up to this size and the rest
+    # on disk (a temporary folder removed after the fit); 0: off, decoded every epoch (data/image_cache.py)
+    image_cache_mb: int = 1024
 
 
 @dataclass
@@ -131,10 +142,17 @@ class MMConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "MMConfig":
-        """Rebuild from :meth:`to_dict` output, strictly (unknown keys are errors)."""
+        """Rebuild from :meth:`to_dict` output, strictly (unknown keys are errors).
+
+        Keys that older versions wrote and this one retired are dropped (``RETIRED_KEYS``).
+        """
         cfg = cls()
-        apply_overrides(cfg, flatten(data))
+        apply_overrides(cfg, {k: v for k, v in flatten(data).items() if k not in RETIRED_KEYS})
         return cfg
+
+
+# Keys older saved models hold that no longer exist: what replaced them.
+RETIRED_KEYS = {"optim.min_steps_per_epoch": "optim.min_steps"}
 
 
 def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -200,10 +218,9 @@ def apply_overrides(cfg: MMConfig, overrides: Mapping[str, Any]) -> MMConfig:
     for key, value in overrides.items():
         parts = key.split(".")
         if key not in valid:
-            raise ConfigError(
-                f"Unknown config key '{key}'.{did_you_mean(key, valid)} "
-                f"'mmtricks config' lists every key."
-            )
+            hint = (f" It was replaced by '{RETIRED_KEYS[key]}'." if key in RETIRED_KEYS
+                    else did_you_mean(key, valid))
+            raise ConfigError(f"Unknown config key '{key}'.{hint} 'mmtricks config' lists every key.")
         section = getattr(cfg, parts[0])
         hints = typing.get_type_hints(type(section))
         setattr(section, parts[1], _coerce(key, value, hints[parts[1]]))
@@ -246,6 +263,7 @@ def _check_choices(cfg: MMConfig) -> None:
 
     checks = {
         "optim.soup": (cfg.optim.soup, {"greedy", "uniform", "best"}),
+        "optim.class_weights": (cfg.optim.class_weights, {"none", "balanced"}),
         "optim.schedule": (cfg.optim.schedule, {"cosine", "constant"}),
         "text.pooling": (cfg.text.pooling, {"mean", "cls"}),
     }
@@ -257,11 +275,15 @@ def _check_choices(cfg: MMConfig) -> None:
         "optim.batch_size": cfg.optim.batch_size >= 1,
         "optim.micro_batch_size": cfg.optim.micro_batch_size >= 1,
         "optim.max_epochs": cfg.optim.max_epochs >= 1,
+        "optim.min_steps": cfg.optim.min_steps >= 0,
+        "optim.max_steps": cfg.optim.max_steps is None or cfg.optim.max_steps >= 1,
         "optim.top_k": cfg.optim.top_k >= 1,
         "optim.warmup_fraction": 0.0 <= cfg.optim.warmup_fraction < 1.0,
         "optim.layer_decay": 0.0 < cfg.optim.layer_decay <= 1.0,
         "optim.val_checks_per_epoch": cfg.optim.val_checks_per_epoch >= 1,
         "env.val_cache_mb": cfg.env.val_cache_mb >= 0,
+        "env.image_cache_mb": cfg.env.image_cache_mb >= 0,
+        "data.image_size": cfg.data.image_size is None or cfg.data.image_size >= 1,
         "data.text_max_length": cfg.data.text_max_length >= 8,
         "data.modality_dropout": 0.0 <= cfg.data.modality_dropout < 1.0,
     }

@@ -149,7 +149,9 @@ def load_predictor(cls, path: str, verbosity: int = 1):
             tokenizer = AutoTokenizer.from_pretrained(os.path.join(path, TOKENIZER_DIR), local_files_only=True,
                                                       trust_remote_code=False)
         pre = Preprocessor.from_state(schema, _read_json(path, "processors.json"), tokenizer)
-        net = MultimodalNet.from_spec(_read_json(path, "network.json"))
+        # The architecture only: no pretrained backbone is read and the random initialisation is
+        # skipped, since the strict load below overwrites every parameter and buffer.
+        net = MultimodalNet.from_spec(_read_json(path, "network.json"), init_weights=False)
         load_model(net, os.path.join(path, WEIGHTS), strict=True)
     except ModelLoadError:
         raise

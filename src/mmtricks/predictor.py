@@ -14,6 +14,7 @@ from .data.io import TableLike, read_table
 from .errors import ConfigError, NotFittedError, SchemaError, did_you_mean
 
 PREDICT_CHUNK = 8192  # rows encoded at a time when predicting
+PREDICT_WORKER_MIN_ROWS = 512  # fewer rows to predict: no DataLoader worker processes
 
 
 class MultimodalPredictor:
@@ -93,12 +94,7 @@ class MultimodalPredictor:
         classification = schema.problem_type != "regression"
         metric = get_metric(self.eval_metric or DEFAULT_METRIC[schema.problem_type], schema.problem_type)
         if tuning_data is None:
-            if classification and df[self.label].value_counts().min() < 2:
-                rare = df[self.label].value_counts()
-                raise SchemaError(
-                    f"Label column '{self.label}' has classes with a single row ({list(rare[rare < 2].index)[:5]}): "
-                    f"a validation split cannot hold them. Add rows, drop those classes, or pass tuning_data."
-                )
+            # Classes with a single row (or group) stay in training, with a RareClassWarning (data/split.py).
             groups = self._split_groups(df, schema, cfg)
             train_df, val_df = train_valid_split(df, self.label, classification, self.seed, cfg.data.valid_fraction,
                                                  groups=groups)
@@ -115,13 +111,14 @@ class MultimodalPredictor:
         from lightning_fabric.utilities.seed import seed_everything
 
         from .data.dataset import make_loader
-        from .train.loop import plan_batches, train
+        from .train.loop import plan_batches
         from .train.tricks.modality_dropout import ModalityDropout
 
         seed_everything(self.seed, verbose=False)  # before building: random init is part of the fit
-        model, pre = self._build(schema, cfg, train_df)
-        hook = ModalityDropout(cfg.data.modality_dropout) if cfg.data.modality_dropout > 0 else None
-        train_ds = self._dataset(pre, pre.encode(train_df, base, with_labels=True), row_hook=hook)
+        model, pre = self._build(schema, cfg, train_df, base)
+        hook = ModalityDropout(cfg.data.modality_dropout, self.seed) if cfg.data.modality_dropout > 0 else None
+        train_enc = pre.encode(train_df, base, with_labels=True)
+        train_ds = self._dataset(pre, train_enc, row_hook=hook, image_cache_mb=cfg.env.image_cache_mb)
         val_enc = pre.encode(val_df, val_base, with_labels=True)
         val_ds = self._dataset(pre, val_enc)
         e = cfg.env
@@ -130,26 +127,24 @@ class MultimodalPredictor:
         val_loader = make_loader(val_ds, e.eval_batch_size, False, e.num_workers, self.seed)
         deadline = start + self.time_limit if self.time_limit else None
         run_dir = self._prepare_work_dir(cfg, schema, len(train_df), len(val_df), resume)
+        fit = _NetworkFit(self, schema, metric, pre, train_enc, val_enc, train_loader, val_loader, deadline)
         try:
-            result = train(model, train_loader, val_loader, val_enc.labels, cfg=cfg,
-                           problem_type=schema.problem_type, metric=metric, run_dir=run_dir,
-                           deadline=deadline, seed=self.seed, quiet=self.verbosity < 2,
-                           log=lambda m: self._log(1, m), resumable=self.work_dir is not None, resume=resume)
+            result, model, cfg = fit.run(model, cfg, run_dir, resume)
         finally:
+            train_ds.close()  # the image cache's disk part
             if self.work_dir is None:
                 shutil.rmtree(run_dir, ignore_errors=True)
-        model.load_state_dict(result.state)
-        model.eval()
-        self.config_, self.schema_, self.preprocessor_, self.model_ = cfg, schema, pre, model.cpu()
+        self.config_, self.schema_, self.preprocessor_, self.model_ = cfg, schema, pre, model
         self.metric_ = metric.name
         self.fit_info_ = {
             "val_score": result.val_score, "soup": result.soup, "stopped": result.stopped,
             "steps": result.steps, "epochs": result.epochs, "train_seconds": result.seconds,
             "fit_seconds": round(time.time() - start, 2), "history": result.history,
             "n_train": len(train_df), "n_val": len(val_df), "preset": self.preset,
-            "resumed_from_step": result.resumed_from,
+            "resumed_from_step": result.resumed_from, "plan": result.plan, "diagnosis": fit.diagnosis,
         }
-        self._log(1, f"done in {self.fit_info_['fit_seconds']:.1f}s ({result.epochs} epochs, stopped by "
+        self._log(1, f"done in {self.fit_info_['fit_seconds']:.1f}s ({result.steps} steps of "
+                     f"{result.plan['effective_batch']} rows, {result.epochs} epochs, stopped by "
                      f"{result.stopped}); validation {metric.name} = {result.val_score:.4f} "
                      f"(soup {result.soup['method']} of steps {result.soup['members']})")
         return self
@@ -195,15 +190,16 @@ class MultimodalPredictor:
                     raise SchemaError(f"work_dir '{self.work_dir}' holds a different fit (other data or settings); "
                                       f"resume with the same ones, or use a new work_dir.")
         elif not resume:
-            for sub in ("checkpoints", "resume"):
+            for sub in ("checkpoints", "resume", "retry"):
                 shutil.rmtree(os.path.join(self.work_dir, sub), ignore_errors=True)
         with open(marker, "w") as f:
             json.dump({"fingerprint": fingerprint}, f)
         return self.work_dir
 
-    def _build(self, schema, cfg, train_df):
+    def _build(self, schema, cfg, train_df, base_dir=None):
+        """The network and the processors fitted on ``train_df`` (image paths relative to ``base_dir``)."""
         from .data.preprocessor import Preprocessor
-        from .models.net import MultimodalNet, build_encoders_for, build_tabular_encoder
+        from .models.net import build_encoders_for
 
         encoders = build_encoders_for(schema.modalities, cfg, len(schema.columns("image")))
         tokenizer = encoders["text"].tokenizer() if "text" in encoders else None
@@ -215,23 +211,37 @@ class MultimodalPredictor:
         pre = Preprocessor.fit(train_df, schema, tokenizer=tokenizer, text_max_length=cfg.data.text_max_length,
                                image_config=image_config, image_separator=cfg.data.image_separator,
                                categorical_max_levels=cfg.data.categorical_max_levels,
-                               allow_missing_images=cfg.data.allow_missing_images)
+                               allow_missing_images=cfg.data.allow_missing_images,
+                               auto_text_length=cfg.data.auto_input_size,
+                               auto_image_size=cfg.data.auto_input_size and not cfg.data.image_size,
+                               base_dir=base_dir, seed=self.seed, log=lambda m: self._log(1, m))
+        return self._build_net(schema, cfg, pre, encoders), pre
+
+    @staticmethod
+    def _build_net(schema, cfg, pre, encoders=None):
+        """The network for fitted processors ``pre``; text/image ``encoders`` built anew when None."""
+        from .models.net import MultimodalNet, build_encoders_for, build_tabular_encoder
+
+        if encoders is None:
+            encoders = build_encoders_for(schema.modalities, cfg, len(schema.columns("image")))
         tab = build_tabular_encoder(cfg, len(pre.num.columns), pre.cat.cardinalities)
         if tab is not None:
             encoders = {"tabular": tab, **encoders}
         f = cfg.fusion
         n_out = 1 if schema.problem_type == "regression" else len(schema.classes)
-        net = MultimodalNet(encoders, f.name, dict(adapter_dim=f.adapter_dim, hidden=f.hidden, dropout=f.dropout),
-                            n_out)
-        return net, pre
+        return MultimodalNet(encoders, f.name, dict(adapter_dim=f.adapter_dim, hidden=f.hidden, dropout=f.dropout),
+                             n_out)
 
-    @staticmethod
-    def _dataset(pre, encoded, row_hook=None):
+    def _dataset(self, pre, encoded, row_hook=None, image_cache_mb: int = 0):
+        """A TableDataset over ``encoded``. Training passes its row hook and ``env.image_cache_mb``:
+        > 0 decodes every image once now, that many MiB kept in memory and the rest on disk
+        (``dataset.close()`` removes the disk part)."""
         from .data.dataset import TableDataset
 
-        transform = pre.image.build_transform() if pre.image else None
-        size = pre.image.size if pre.image else 0
-        return TableDataset(encoded, transform, size, pre.text, row_hook)
+        dataset = TableDataset(encoded, pre.image, pre.text, row_hook)
+        if image_cache_mb > 0 and pre.image is not None:
+            self._log(1, dataset.cache_images(image_cache_mb * 2**20).summary())
+        return dataset
 
     def _log(self, level: int, message: str) -> None:
         if self.verbosity >= level:
@@ -246,29 +256,71 @@ class MultimodalPredictor:
         """Model outputs for every row: ('logits' -> probabilities/values, or 'features')."""
         import torch
 
-        from .data.dataset import make_loader
         from .schema import validate_frame
 
         self._check_fitted()
         df, base = read_table(data, base_dir)
         features = validate_frame(df, self.schema_)
-        device = "cuda" if torch.cuda.is_available() and self.config_.env.accelerator in ("auto", "cuda", "gpu") else "cpu"
-        model = self.model_.to(device).eval()
+        model, device = self._predict_model()
         outs = []
         # Chunks bound memory: only PREDICT_CHUNK rows are encoded at a time, images per batch.
         for begin in range(0, len(features), PREDICT_CHUNK):
             encoded = self.preprocessor_.encode(features.iloc[begin:begin + PREDICT_CHUNK], base, with_labels=False)
-            loader = make_loader(self._dataset(self.preprocessor_, encoded), self.config_.env.eval_batch_size, False,
-                                 self.config_.env.num_workers)
-            with torch.no_grad():
-                for batch in loader:
+            with torch.no_grad():  # not inference_mode: tensors a module caches must stay usable in training
+                for batch in self._predict_batches(encoded):
                     out = model({k: v.to(device) for k, v in batch.items()})
                     value = out["features"] if key == "features" else out["logits"]
                     if key == "logits":
                         value = value[:, 0] if self.schema_.problem_type == "regression" else value.float().softmax(-1)
                     outs.append(value.float().cpu())
-        self.model_.cpu()
         return torch.cat(outs).numpy(), df
+
+    def _predict_model(self):
+        """``(model in eval mode, device)``; the model moves only when it is not on the device yet
+        and stays there (a second call pays no copy)."""
+        import torch
+
+        accelerator = self.config_.env.accelerator
+        device = "cuda" if torch.cuda.is_available() and accelerator in ("auto", "cuda", "gpu") else "cpu"
+        model = self.model_
+        param = next(model.parameters(), None)
+        if param is not None and param.device.type != device:
+            model.to(device)
+        if model.training:  # fit and load leave it in eval mode; a user's model_.train() sets this flag
+            model.eval()
+        return model, device
+
+    def _predict_dataset(self, encoded):
+        """A TableDataset over ``encoded`` that reuses this predictor's image transforms and text
+        processor: they are built once per fitted preprocessor, not per call."""
+        import copy
+
+        cached = getattr(self, "_predict_template", None)
+        if cached is None or cached[0] is not self.preprocessor_:
+            template = copy.copy(self._dataset(self.preprocessor_, encoded))
+            template.table = None  # holds no rows between calls
+            cached = self._predict_template = (self.preprocessor_, template)
+        dataset = copy.copy(cached[1])
+        dataset.table = encoded
+        return dataset
+
+    def _predict_batches(self, encoded):
+        """Collated batches of ``env.eval_batch_size`` rows, in order.
+
+        DataLoader workers (``env.num_workers``) only for tables with images and at least
+        PREDICT_WORKER_MIN_ROWS rows, where reading images in parallel pays for starting the
+        processes; otherwise the batches are built in this process, as a worker-less
+        DataLoader would build them.
+        """
+        from .data.dataset import make_loader
+
+        dataset = self._predict_dataset(encoded)
+        size, workers = self.config_.env.eval_batch_size, self.config_.env.num_workers
+        if workers > 0 and self.preprocessor_.image is not None and len(dataset) >= PREDICT_WORKER_MIN_ROWS:
+            yield from make_loader(dataset, size, False, workers)
+            return
+        for begin in range(0, len(dataset), size):
+            yield dataset.collate([dataset[i] for i in range(begin, min(begin + size, len(dataset)))])
 
     def predict_proba(self, data: TableLike, base_dir: Optional[str] = None) -> pd.DataFrame:
         """Class probabilities, one column per class (classification only)."""
@@ -310,6 +362,15 @@ class MultimodalPredictor:
         """The fused feature vector of each row, (n_rows, hidden), before the head."""
         return self._run(data, base_dir, "features")[0]
 
+    def modality_importance(self, data: TableLike, base_dir: Optional[str] = None, groups=None, repeats: int = 5,
+                            seed: int = 0, method: str = "missing") -> pd.DataFrame:
+        """The drop in the eval metric when each modality (or column group) is taken away; see
+        :func:`mmtricks.explain.modality_importance`."""
+        from .explain import modality_importance
+
+        return modality_importance(self, data, base_dir=base_dir, groups=groups, repeats=repeats, seed=seed,
+                                   method=method)
+
     def leaderboard(self) -> pd.DataFrame:
         """One row per trained model with its validation score and fit facts."""
         self._check_fitted()
@@ -319,6 +380,8 @@ class MultimodalPredictor:
             "val_score": info["val_score"], "soup": info["soup"]["method"],
             "soup_members": len(info["soup"]["members"]), "epochs": info["epochs"],
             "stopped": info["stopped"], "fit_seconds": info["fit_seconds"],
+            "steps": info.get("steps"), "collapsed": info.get("diagnosis", {}).get("collapsed"),
+            "still_improving": info.get("diagnosis", {}).get("still_improving"),
         }])
 
     # ------------------------------------------------------------ save/load
@@ -339,3 +402,84 @@ class MultimodalPredictor:
     def __repr__(self) -> str:
         state = "fitted" if hasattr(self, "model_") else "not fitted"
         return f"MultimodalPredictor(label={self.label!r}, preset={self.preset!r}, {state})"
+
+
+class _NetworkFit:
+    """One network trained on a fixed split: the fit, its diagnosis against the constant
+    predictor, and the one documented recovery retry when it collapsed (train/diagnose.py)."""
+
+    def __init__(self, predictor, schema, metric, pre, train_enc, val_enc, train_loader, val_loader, deadline):
+        from .train.diagnose import constant_outputs
+
+        self.p, self.schema, self.metric, self.pre, self.deadline = predictor, schema, metric, pre, deadline
+        self.loaders = (train_loader, val_loader)
+        self.regression = schema.problem_type == "regression"
+        self.n_classes = 0 if self.regression else len(schema.classes)
+        label = pre.label
+        # Validation is scored in the label's own units (regression outputs are standardised).
+        self.to_units = (lambda v: label.inverse(np.asarray(v, dtype=np.float64))) if self.regression else None
+        self.val_labels = self.to_units(val_enc.labels) if self.regression else val_enc.labels
+        self.train_labels = train_enc.labels
+        train_units = self.to_units(train_enc.labels) if self.regression else train_enc.labels
+        constant = constant_outputs(train_units, len(self.val_labels), schema.problem_type, self.n_classes)
+        self.constant_score = float(metric.fn(self.val_labels, constant))
+        self.diagnosis: dict = {}
+
+    def _train(self, model, cfg, run_dir: str, resume: bool):
+        from .train.diagnose import class_weights, diagnose
+        from .train.loop import train
+
+        weights = None
+        if cfg.optim.class_weights == "balanced" and not self.regression:
+            weights = class_weights(self.train_labels, self.n_classes)
+        result = train(model, *self.loaders, self.val_labels, cfg=cfg, problem_type=self.schema.problem_type,
+                       metric=self.metric, run_dir=run_dir,
+                       time_budget=self.deadline - time.time() if self.deadline else None, seed=self.p.seed,
+                       quiet=self.p.verbosity < 2, log=lambda m: self.p._log(1, m),
+                       resumable=self.p.work_dir is not None, resume=resume, to_metric_units=self.to_units,
+                       class_weights=weights)
+        model.load_state_dict(result.state)
+        model.eval()
+        diag = diagnose(self.metric, result.val_score, self.constant_score, result.history, result.stopped,
+                        result.val_outputs, self.schema.problem_type)
+        self._say(diag, result)
+        return result, model.cpu(), diag
+
+    def _say(self, diag: dict, result) -> None:
+        m = self.metric.name
+        if diag["collapsed"]:
+            what = "the label mean" if self.regression else "the training class frequencies"
+            self.p._log(1, f"Warning: collapsed fit: validation {m} {result.val_score:.4f} is no better than the "
+                           f"constant predictor's {diag['constant_score']:.4f} ({what})"
+                           f"{'; every validation row gets one class' if diag['one_class'] else ''}.")
+        if diag["still_improving"]:
+            self.p._log(1, f"Note: validation {m} was still improving at the last check (step {result.steps}, "
+                           f"stopped by {result.stopped}): the fit is under-trained; a longer time limit would help.")
+
+    def run(self, model, cfg, run_dir: str, resume: bool):
+        """``(result, model, cfg)`` of the kept fit; ``self.diagnosis`` says what happened."""
+        import copy
+
+        from lightning_fabric.utilities.seed import seed_everything
+
+        from .config import apply_overrides
+        from .train.diagnose import recovery_overrides
+
+        started = time.time()
+        result, model, diag = self._train(model, cfg, run_dir, resume)
+        self.diagnosis = dict(diag)
+        left = self.deadline - time.time() if self.deadline else float("inf")
+        if not (diag["collapsed"] and cfg.optim.recover_collapse and left > time.time() - started):
+            return result, model, cfg
+        overrides = recovery_overrides(self.schema.problem_type, cfg)
+        self.p._log(1, f"Retrying once with {overrides} (optim.recover_collapse).")
+        retry_cfg = apply_overrides(copy.deepcopy(cfg), overrides)
+        seed_everything(self.p.seed, verbose=False)
+        retry_model = self.p._build_net(self.schema, retry_cfg, self.pre)
+        retry, retry_model, retry_diag = self._train(retry_model, retry_cfg, os.path.join(run_dir, "retry"), resume)
+        kept = self.metric.better(retry.val_score, result.val_score)
+        self.diagnosis = {**(retry_diag if kept else diag),
+                          "recovery": {"overrides": overrides, "val_score": retry.val_score, "kept": bool(kept)}}
+        self.p._log(1, f"Retry: validation {self.metric.name} {retry.val_score:.4f} against "
+                       f"{result.val_score:.4f}: {'kept' if kept else 'first fit kept'}.")
+        return (retry, retry_model, retry_cfg) if kept else (result, model, cfg)

@@ -52,19 +52,64 @@ def _to_rgb(img):
 class TableDataset(Dataset):
     """One item per row: a dict of tensors keyed by input name (see :func:`collate`).
 
+    An image goes ``path -> load_image -> resize/crop to uint8 (3, S, S)`` (or the
+    :class:`~mmtricks.data.image_cache.ImageCache` when one is attached) ``-> image_augment
+    -> float + normalise``; both ways use the image processor's same functions.
+
     Args:
+        image: the fitted ImageProcessor (None without image columns).
+        text: the TextProcessor that joins a row's text columns into one sequence.
         row_hook: optional training-time transform of a row's raw pieces (numbers,
             categories, text columns, image paths) before images are read, e.g.
             modality dropout. Never set for prediction.
+        image_augment: optional training-time transform of an image as uint8 ``(3, S, S)``
+            (cached or not) -> uint8 ``(3, S, S)``, applied before normalising: the place for
+            random image augmentation. Never set for prediction.
     """
 
-    def __init__(self, table: EncodedTable, image_transform: Optional[Callable] = None,
-                 image_size: int = 224, text=None, row_hook: Optional[Callable[[dict], dict]] = None):
+    def __init__(self, table: EncodedTable, image=None, text=None, row_hook: Optional[Callable[[dict], dict]] = None,
+                 image_augment: Optional[Callable] = None):
         self.table = table
-        self.image_transform = image_transform
-        self.image_size = image_size
+        self.image_size = image.size if image is not None else 0
+        self.resize_crop = image.build_resize_crop() if image is not None else None
+        self.normalise = image.build_normalise() if image is not None else None
         self.text = text  # TextProcessor: joins the row's text columns into one sequence
         self.row_hook = row_hook
+        self.image_augment = image_augment
+        self.image_cache = None  # ImageCache, see cache_images
+
+    def decode(self, path: str) -> torch.Tensor:
+        """The image at ``path`` as uint8 (3, S, S): read, resized, centre cropped."""
+        return self.resize_crop(load_image(path)).contiguous()
+
+    def cache_images(self, memory_bytes: int, folder: Optional[str] = None):
+        """Decode every image of the table once now (before any loader starts); later reads use it.
+
+        Returns the :class:`~mmtricks.data.image_cache.ImageCache` (None without image columns).
+        """
+        from .image_cache import ImageCache
+
+        if self.table.image_paths is None:
+            return None
+        self.close()
+        paths = (p for row in self.table.image_paths for p in row)
+        self.image_cache = ImageCache(paths, self.decode, self.image_size, memory_bytes, folder)
+        return self.image_cache
+
+    def close(self) -> None:
+        """Drop the image cache and its files on disk (the end of a fit)."""
+        if self.image_cache is not None:
+            self.image_cache.close()
+            self.image_cache = None
+
+    def read_image(self, path: str) -> torch.Tensor:
+        """float32 (3, S, S), normalised: from the cache when it holds ``path``, else from the file."""
+        image = self.image_cache.get(path) if self.image_cache is not None else None
+        if image is None:
+            image = self.decode(path)
+        if self.image_augment is not None:
+            image = self.image_augment(image)  # uint8 (3, S, S) -> uint8 (3, S, S)
+        return self.normalise(image)
 
     def __len__(self) -> int:
         return len(self.table)
@@ -80,9 +125,10 @@ class TableDataset(Dataset):
         }
 
     def __getitem__(self, i: int) -> dict:
+        epoch, i = divmod(i, len(self))  # EpochSampler passes epoch * n + row
         row = self.raw_row(i)
         if self.row_hook is not None:
-            row = self.row_hook(row)
+            row = self.row_hook(row, epoch, i)  # its random choices derive from (seed, epoch, row)
         item = {
             "num": torch.from_numpy(row["num"]),
             "num_missing": torch.from_numpy(row["num_missing"]),
@@ -98,7 +144,7 @@ class TableDataset(Dataset):
                     images.append(torch.zeros(3, self.image_size, self.image_size))
                     missing.append(True)
                 else:
-                    images.append(self.image_transform(load_image(path)))
+                    images.append(self.read_image(path))
                     missing.append(False)
             item["image"] = torch.stack(images)  # (n_image_columns, 3, H, W)
             item["image_missing"] = torch.tensor(missing)
@@ -139,7 +185,10 @@ class EpochSampler(torch.utils.data.Sampler):
     def __iter__(self):
         gen = torch.Generator()
         gen.manual_seed(self.seed * 100_003 + self.epoch)
-        return iter(torch.randperm(self.n, generator=gen)[self.skip:].tolist())
+        # epoch * n + row: the dataset reads the epoch from the index (DataLoader workers are
+        # separate processes, so an attribute set on the sampler's side would not reach them)
+        order = torch.randperm(self.n, generator=gen)[self.skip:] + self.epoch * self.n
+        return iter(order.tolist())
 
     def __len__(self) -> int:
         return self.n - self.skip
@@ -181,9 +230,13 @@ class ReplayBatches:
 def make_loader(dataset: TableDataset, batch_size: int, shuffle: bool, num_workers: int = 0,
                 seed: int = 0, drop_last: bool = False) -> torch.utils.data.DataLoader:
     sampler = EpochSampler(len(dataset), seed) if shuffle else None
+    # A generator of its own: without one, each iter() draws the workers' base seed from the
+    # global torch RNG, so a resumed fit (which starts iterators at other points) would drift.
+    generator = torch.Generator().manual_seed(seed)
     return torch.utils.data.DataLoader(
         dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
         collate_fn=dataset.collate, drop_last=drop_last, persistent_workers=num_workers > 0,
+        generator=generator,
     )
 
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 import pandas as pd
@@ -41,20 +41,37 @@ class Preprocessor:
     @classmethod
     def fit(cls, df: pd.DataFrame, schema: Schema, *, tokenizer=None, text_max_length: int = 128,
             image_config: Optional[dict] = None, image_separator: str = ";",
-            categorical_max_levels: int = 2000, allow_missing_images: bool = False) -> "Preprocessor":
+            categorical_max_levels: int = 2000, allow_missing_images: bool = False,
+            auto_text_length: bool = False, auto_image_size: bool = False, base_dir: Optional[str] = None,
+            seed: int = 0, log: Optional[Callable[[str], None]] = None) -> "Preprocessor":
         """Fit on the training frame only.
 
         Args:
             tokenizer: the text encoder's tokenizer (required when there are text columns).
-            image_config: the image encoder's input config: size, mean, std, interpolation, crop_pct.
+            text_max_length: tokens per row; with ``auto_text_length`` the cap of the length
+                chosen from the rows (:meth:`TextProcessor.choose_length`).
+            image_config: the image encoder's input config: size, mean, std, interpolation, crop_pct;
+                with ``auto_image_size`` the size is chosen from the images
+                (:meth:`ImageProcessor.choose_size`, ``size`` then being the largest allowed).
+            base_dir: folder relative image paths resolve against (for ``auto_image_size``).
+            seed: draws the images whose sizes are read (and the rows whose tokens are counted).
+            log: receives one line per size chosen from the data.
         """
         num = NumericalProcessor(schema.columns("numerical")).fit(df)
         cat = CategoricalProcessor(schema.columns("categorical"), max_levels=categorical_max_levels).fit(df)
         text = TextProcessor(schema.columns("text"), tokenizer, text_max_length) if schema.columns("text") else None
+        if text is not None and auto_text_length:
+            note = text.choose_length(df, seed)
+            if log is not None:
+                log(note)
         image = None
         if schema.columns("image"):
             image = ImageProcessor(schema.columns("image"), separator=image_separator,
                                    allow_missing_files=allow_missing_images, **image_config)
+            if auto_image_size:
+                note = image.choose_size(df, base_dir, seed)
+                if log is not None:
+                    log(note)
         label = LabelProcessor(schema.problem_type, classes=schema.classes).fit(df[schema.label])
         return cls(schema, num, cat, text, image, label)
 

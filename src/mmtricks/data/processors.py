@@ -14,7 +14,7 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError, SchemaError
+from ..errors import DataError, SchemaError, show, show_list
 from ..schema.infer import resolve_image_path
 
 
@@ -148,6 +148,26 @@ class TextProcessor:
             per_col.append([np.asarray(ids, dtype=np.int32) for ids in enc["input_ids"]])
         return [list(cols) for cols in zip(*per_col)]
 
+    def needed_length(self, cols: list) -> int:
+        """Tokens :meth:`join` needs to keep all of a row's text (special tokens included)."""
+        return len(self._prefix) + len(self._sep) * max(1, len(cols)) + sum(len(c) for c in cols)
+
+    def choose_length(self, df: pd.DataFrame, seed: int = 0) -> str:
+        """Set ``max_length`` from the training rows (the current value is the cap); say what was chosen.
+
+        The 95th percentile of :meth:`needed_length` over the rows that have any text (a seeded
+        sample of at most 5000 rows), rounded up to a multiple of 8 (``data/input_sizes.py``).
+        """
+        from .input_sizes import TEXT_LENGTH_PERCENTILE, TEXT_SAMPLE, choose_text_length, seeded_sample
+
+        cap = self.max_length
+        rows = df.iloc[seeded_sample(list(range(len(df))), seed, TEXT_SAMPLE)]
+        lengths = [self.needed_length(cols) for cols in self.transform(rows) if any(len(c) for c in cols)]
+        self.max_length = choose_text_length(lengths, cap)
+        return (f"text length {self.max_length} tokens per row, from the training rows ({TEXT_LENGTH_PERCENTILE:g}th "
+                f"percentile of {len(lengths)} rows: "
+                f"{np.percentile(lengths, TEXT_LENGTH_PERCENTILE) if lengths else 0:.0f}; cap data.text_max_length={cap})")
+
     def join(self, cols: list) -> list[int]:
         """One sequence for the encoder; columns shorter than their share give room to others."""
         budget = max(0, self.max_length - len(self._prefix) - len(self._sep) * max(1, len(cols)))
@@ -196,7 +216,7 @@ class ImageProcessor:
                         continue
                     what = "is a directory" if os.path.isdir(path) else "does not exist"
                     raise DataError(
-                        f"Image in row {df.index[i]!r}, column '{col}': '{path}' {what}. "
+                        f"Image in row {show(df.index[i])}, column '{col}': '{path}' {what}. "
                         f"Fix the path (relative paths resolve against {base_dir or os.getcwd()!r}) "
                         f"or leave the cell empty to mark the image as missing (or set "
                         f"data.allow_missing_images=true to treat absent files as missing images)."
@@ -205,19 +225,51 @@ class ImageProcessor:
             out.append(row)
         return out
 
-    def build_transform(self):
-        """torchvision eval transform: resize the short side, centre crop, normalise."""
+    def choose_size(self, df: pd.DataFrame, base_dir: Optional[str], seed: int = 0) -> str:
+        """Set ``size`` from the training images (the current value is the encoder's native size).
+
+        The median short side of a seeded sample of at most 200 images, read from their headers,
+        rounded down to a multiple of 32, between 64 and the native size (``data/input_sizes.py``).
+        Below the native size the short side is resized to ``size`` itself (``crop_pct`` 1, as
+        with ``data.image_size``); at the native size the encoder's own crop is kept.
+        """
+        from .input_sizes import IMAGE_SAMPLE, choose_image_size, image_short_sides, seeded_sample
+
+        native = self.size
+        rows = seeded_sample(list(range(len(df))), seed, max(1, IMAGE_SAMPLE // max(1, len(self.columns))))
+        paths = seeded_sample([p for row in self.transform(df.iloc[rows], base_dir) for p in row], seed, IMAGE_SAMPLE)
+        sides = image_short_sides(paths)
+        size = choose_image_size(sides, native)
+        if size != native:
+            self.size, self.crop_pct = size, 1.0
+        median = f"median short side {np.median(sides):.0f} px of {len(sides)} sampled" if sides else "no image read"
+        return f"image size {self.size} px, from the training images ({median}; the encoder's native size {native})"
+
+    def build_resize_crop(self):
+        """PIL image -> uint8 tensor (3, size, size): resize the short side, centre crop.
+
+        The part of the eval transform worth caching: :class:`~mmtricks.data.image_cache.ImageCache`
+        keeps its output, and training augmentation works on it.
+        """
         from torchvision import transforms as T
 
         interp = {"bilinear": T.InterpolationMode.BILINEAR, "bicubic": T.InterpolationMode.BICUBIC,
                   "nearest": T.InterpolationMode.NEAREST}.get(self.interpolation, T.InterpolationMode.BICUBIC)
         resize = int(round(self.size / self.crop_pct)) if self.crop_pct > 0 else self.size
-        return T.Compose([
-            T.Resize(resize, interpolation=interp),
-            T.CenterCrop(self.size),
-            T.ToTensor(),
-            T.Normalize(self.mean, self.std),
-        ])
+        return T.Compose([T.Resize(resize, interpolation=interp), T.CenterCrop(self.size), T.PILToTensor()])
+
+    def build_normalise(self):
+        """uint8 tensor (3, H, W) -> float32 (3, H, W): ``ToTensor``'s scaling to [0, 1], then mean/std."""
+        import torch
+        from torchvision import transforms as T
+
+        return T.Compose([T.ConvertImageDtype(torch.float32), T.Normalize(self.mean, self.std)])
+
+    def build_transform(self):
+        """The whole eval transform, PIL image -> float32 (3, size, size): resize, crop, normalise."""
+        from torchvision import transforms as T
+
+        return T.Compose([self.build_resize_crop(), self.build_normalise()])
 
     def state(self) -> dict:
         return {"columns": self.columns, "size": self.size, "mean": self.mean, "std": self.std,
@@ -247,15 +299,19 @@ class LabelProcessor:
         if self.problem_type == "regression":
             arr = pd.to_numeric(y, errors="coerce").to_numpy(dtype=np.float64)
             if not np.isfinite(arr).all():
-                raise SchemaError(f"Label column '{column}' has missing or non-numeric values; drop those rows.")
+                bad = ~np.isfinite(arr)
+                rows = ", ".join(f"{show(r)} ({show(v)})" for r, v in zip(y.index[bad][:5], y[bad].iloc[:5]))
+                more = f" and {int(bad.sum()) - 5} more" if bad.sum() > 5 else ""
+                raise SchemaError(f"Label column '{column}' has {int(bad.sum())} missing or non-numeric value(s), "
+                                  f"in rows {rows}{more}; fix or drop those rows.")
             return ((arr - self.mean) / self.std).astype(np.float32)
         index = {c: i for i, c in enumerate(self.classes)}
         keys = [c.item() if hasattr(c, "item") else c for c in y.tolist()]
         unknown = sorted({str(k) for k in keys if k not in index})
         if unknown:
             raise SchemaError(
-                f"Label column '{column}' has values not seen in training: {unknown[:10]}. "
-                f"Known classes: {[str(c) for c in self.classes][:20]}."
+                f"Label column '{column}' has values not seen in training: {show_list(unknown, 10)}. "
+                f"Known classes: {show_list(self.classes, 20)}."
             )
         return np.asarray([index[k] for k in keys], dtype=np.int64)
 

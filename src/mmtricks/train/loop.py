@@ -8,9 +8,7 @@ or several (Fabric strategies).
 """
 from __future__ import annotations
 
-import math
 import os
-import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
@@ -26,6 +24,8 @@ from .soup import make_soup
 from .tricks.grad_clip import clip_gradients
 from .tricks.layer_decay import param_groups
 from .tricks.schedule import WarmupCosine
+from . import plan as planning
+from .plan import StepPlan, StepTimes, row_plan
 
 
 @dataclass
@@ -39,6 +39,8 @@ class FitResult:
     seconds: float
     history: list = field(default_factory=list)  # one dict per validation
     resumed_from: Optional[int] = None  # the step a resumed fit continued from
+    plan: dict = field(default_factory=dict)  # StepPlan.summary()
+    val_outputs: Optional[np.ndarray] = None  # the final weights' validation outputs, in metric units
 
 
 def resolve_precision(env) -> str:
@@ -65,23 +67,20 @@ def make_fabric(env):
 
 
 def plan_batches(n_train: int, optim, world_size: int = 1) -> tuple[int, int]:
-    """``(micro_batch, accumulate)`` for the effective batch.
-
-    The effective batch is ``optim.batch_size``, shrunk on small training sets so that an
-    epoch still has ``optim.min_steps_per_epoch`` optimizer steps (a 400-row table with a
-    batch of 128 would otherwise train on 3 steps an epoch).
-    """
-    effective = optim.batch_size
-    if optim.min_steps_per_epoch > 0:
-        effective = min(effective, max(1, n_train // (optim.min_steps_per_epoch * world_size)))
-    micro = max(1, min(optim.micro_batch_size, effective))
-    return micro, max(1, round(effective / micro))
+    """``(micro_batch, accumulate)`` from row counts (``train/plan.py``, rule 1)."""
+    return row_plan(n_train, optim, world_size)
 
 
-def loss_fn(problem_type: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+def loss_fn(problem_type: str, class_weights: Optional[torch.Tensor] = None
+            ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """MSE on standardised targets, or cross-entropy (optionally weighted per class)."""
     if problem_type == "regression":
         return lambda logits, y: torch.nn.functional.mse_loss(logits[:, 0].float(), y.float())
-    return lambda logits, y: torch.nn.functional.cross_entropy(logits.float(), y)
+
+    def cross_entropy(logits, y):
+        weight = class_weights.to(logits.device) if class_weights is not None else None
+        return torch.nn.functional.cross_entropy(logits.float(), y, weight=weight)
+    return cross_entropy
 
 
 @torch.no_grad()
@@ -102,23 +101,29 @@ def predict_outputs(model, batches, problem_type: str) -> np.ndarray:
 
 
 def train(net, train_loader, val_loader, val_labels: np.ndarray, *, cfg: MMConfig, problem_type: str,
-          metric: Metric, run_dir: str, deadline: Optional[float] = None, seed: int = 0,
+          metric: Metric, run_dir: str, time_budget: Optional[float] = None, seed: int = 0,
           quiet: bool = False, log: Callable[[str], None] = print, resumable: bool = False,
-          resume: bool = False) -> FitResult:
+          resume: bool = False, to_metric_units: Optional[Callable[[np.ndarray], np.ndarray]] = None,
+          class_weights: Optional[torch.Tensor] = None) -> FitResult:
     """Train ``net`` and return the soup of its best checkpoints.
 
     Args:
         train_loader, val_loader: DataLoaders of micro batches (Fabric sets up the training
             one; validation batches are kept after the first check, see ``env.val_cache_mb``).
-        val_labels: validation targets in the encoding the metric expects.
-        deadline: ``time.time()`` by which training, validation and soup must be done.
+        val_labels: validation targets in the units the metric is reported in.
+        time_budget: seconds from now by which training, validation and soup must be done.
         resumable: write a resume point into ``run_dir/resume`` at each validation.
         resume: continue from the resume point in ``run_dir`` when there is one.
+        to_metric_units: maps the model's validation outputs to the units of ``val_labels``
+            (regression: standardised values back to the label's scale).
+        class_weights: per-class weights of the cross-entropy (None: unweighted).
     """
     from tqdm.auto import tqdm
 
     o = cfg.optim
-    start = time.time()
+    now = planning.clock
+    start = now()
+    deadline = start + time_budget if time_budget is not None else None
     fabric = make_fabric(cfg.env)
     fabric.seed_everything(seed, verbose=False)
     optimizer = torch.optim.AdamW(
@@ -126,119 +131,136 @@ def train(net, train_loader, val_loader, val_labels: np.ndarray, *, cfg: MMConfi
     )
     model, optimizer = fabric.setup(net, optimizer)
     sampler = train_loader.sampler  # EpochSampler: order fixed by (seed, epoch)
+    micro = train_loader.batch_size
+    n_train = len(train_loader.dataset)
     train_loader = fabric.setup_dataloaders(train_loader)
     # Validation inputs are the same at every check: read once, replayed from memory.
     val_batches = ReplayBatches(val_loader, cfg.env.val_cache_mb * 2**20)
 
-    micro, accumulate = plan_batches(len(train_loader.dataset), o, fabric.world_size)
-    n_batches = len(train_loader)
-    steps_per_epoch = max(1, math.ceil(n_batches / accumulate))
-    planned = steps_per_epoch * o.max_epochs
-    schedule = WarmupCosine(planned, o.warmup_fraction, o.schedule)
+    plan = StepPlan.from_rows(n_train, len(train_loader), o, fabric.world_size, micro=micro)
+    plan.checked = deadline is None
+    schedule = WarmupCosine(plan.horizon, schedule=o.schedule, warmup_steps=plan.warmup_steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-    val_points = {math.ceil(steps_per_epoch * j / o.val_checks_per_epoch) for j in range(1, o.val_checks_per_epoch + 1)}
-    criterion = loss_fn(problem_type)
+    criterion = loss_fn(problem_type, class_weights)
     ckpts = TopKCheckpoints(os.path.join(run_dir, "checkpoints"), o.top_k, metric.greater_is_better)
     resume_dir = os.path.join(run_dir, "resume")
+    times = StepTimes(now)
 
     def validate() -> float:
         scores = predict_outputs(model, val_batches, problem_type)
         model.train()
-        return metric.fn(val_labels, scores)
+        return metric.fn(val_labels, to_metric_units(scores) if to_metric_units else scores)
 
-    step, best, bad_checks, stopped = 0, metric.worst(), 0, "max_epochs"
-    start_epoch, skip_batches, resumed_from = 0, 0, None
+    def reserve() -> float:
+        """Time kept for a last validation and the soup's evaluations."""
+        val = times.val if times.val is not None else times.micro / micro * len(val_labels) / 3
+        return val * (o.top_k + 1) + 2.0
+
+    def budget() -> float:
+        return max(0.0, deadline - now() - reserve())
+
+    def follow_plan() -> None:
+        """Put a revised plan into the schedule, and its lr for the current step into the optimizer."""
+        schedule.set_horizon(plan.horizon)
+        schedule.warmup_steps = plan.warmup_steps
+        for group, base in zip(optimizer.param_groups, scheduler.base_lrs):
+            group["lr"] = base * schedule(step)
+
+    step, best, bad_checks, stopped = 0, metric.worst(), 0, None
+    epoch, skip_batches, resumed_from = 0, 0, None
     history: list[dict] = []
-    t_step: Optional[float] = None  # seconds per optimizer step (moving average)
-    t_val: Optional[float] = None  # seconds per validation
     running_loss: Optional[float] = None
     point = read_resume_point(resume_dir) if resume else None
     if point is not None:
         restore(resume_dir, point, model, optimizer)
         ckpts.load_existing()
         step, best, bad_checks, history = point["step"], point["best"], point["bad_checks"], point["history"]
-        start_epoch, skip_batches, running_loss = point["epoch"], point["batches_in_epoch"], point["running_loss"]
+        epoch, skip_batches, running_loss = point["epoch"], point["batches_in_epoch"], point["running_loss"]
+        plan.restore(point["plan"])
+        follow_plan()
         scheduler.last_epoch = step
-        schedule.set_horizon(point["horizon"])
-        resumed_from = step
-        log(f"Resuming from step {step} (epoch {start_epoch}, batch {skip_batches}).")
+        stopped, resumed_from = point.get("stopped"), step
+        log(f"Resuming from step {step} (epoch {epoch}, batch {skip_batches})"
+            f"{'; training had ended, building the soup' if stopped else ''}.")
+        if deadline is not None and stopped is None:
+            log("Note: under a time limit, where the resumed fit stops depends on the time it is given; "
+                "it matches the uninterrupted fit only where the limit does not bind.")
+    if fabric.device.type == "cuda" and (resumable or resume):
+        log("Note: some GPU kernels are not deterministic: a resumed or repeated fit on a GPU agrees closely "
+            "with the uninterrupted one, not bit for bit.")
 
-    def reserve() -> float:
-        """Time kept for a last validation and the soup's evaluations."""
-        val = t_val if t_val is not None else (t_step or 0.0) * len(val_loader) / max(1, 3 * accumulate)
-        return val * (o.top_k + 1) + 2.0
-
-    def replan() -> None:
-        """Shorten the schedule's horizon to the steps the time limit leaves room for."""
-        if deadline is None or t_step is None:
-            return
-        per_step = t_step + (t_val or 0.0) * len(val_points) / steps_per_epoch
-        affordable = step + max(0.0, deadline - time.time() - reserve()) / per_step
-        schedule.set_horizon(min(planned, int(affordable)))
-
-    bar = tqdm(total=planned, initial=step, desc="train", unit="step", disable=quiet or not fabric.is_global_zero,
-               dynamic_ncols=True, leave=False)
+    bar = tqdm(total=plan.horizon, initial=step, desc="train", unit="step", dynamic_ncols=True, leave=False,
+               disable=quiet or not fabric.is_global_zero or stopped is not None)
     model.train()
-    done = False
-    for epoch in range(start_epoch, o.max_epochs):
-        first = skip_batches if epoch == start_epoch else 0  # batches a killed fit already trained on
+    first_epoch = epoch
+    while stopped is None and epoch <= first_epoch + plan.horizon:  # the bound only guards against empty epochs
+        first = skip_batches if epoch == first_epoch else 0  # batches a killed fit already trained on
         sampler.start_epoch(epoch, skip=first * micro)
-        step_in_epoch = math.ceil(first / accumulate)
-        t0 = time.time()
+        pending = 0  # micro batches accumulated into the current step
+        t0 = now()
         for i, batch in enumerate(train_loader, start=first):
-            last_of_step = (i + 1) % accumulate == 0 or i + 1 == n_batches
+            pending += 1
+            last_of_step = pending >= plan.accumulate or i + 1 == plan.n_batches
             with fabric.no_backward_sync(model, enabled=not last_of_step):
                 loss = criterion(model(batch)["logits"], batch["label"])
-                fabric.backward(loss / accumulate)
+                fabric.backward(loss / plan.accumulate)
             running_loss = loss.item() if running_loss is None else 0.9 * running_loss + 0.1 * loss.item()
+            t1 = now()
+            times.add_micro(t1 - t0)
+            t0 = t1
             if not last_of_step:
                 continue
+            pending = 0
             clip_gradients(fabric, model, optimizer, o.grad_clip)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             scheduler.step()
             step += 1
-            step_in_epoch += 1
-            dt = time.time() - t0
-            t_step = dt if t_step is None else 0.8 * t_step + 0.2 * dt
-            if step == 3:
-                replan()
+            times.add_opt(now() - t0)
+            if not plan.checked and times.ready:
+                plan.check_time(step, budget(), times)
+                follow_plan()
+                bar.total = plan.horizon
+                if plan.source == "time_limit":
+                    log(f"Time limit: {plan.horizon} steps of {plan.effective_batch} rows fit in it "
+                        f"(warmup {plan.warmup_steps}); the schedule anneals over them.")
             bar.update(1)
             bar.set_postfix(loss=f"{running_loss:.4f}", val=f"{best:.4f}" if history else "-")
-            out_of_time = deadline is not None and time.time() + t_step + reserve() > deadline
-            if step_in_epoch in val_points or out_of_time or step >= schedule.total_steps:
-                tv = time.time()
+            out_of_time = deadline is not None and now() + times.micro * plan.accumulate + reserve() > deadline
+            if step % plan.val_every == 0 or out_of_time or step >= plan.horizon:
+                tv, replayed = now(), val_batches.batches is not None
                 score = validate()
-                t_val = time.time() - tv
+                times.add_val(now() - tv, one_off=not replayed and val_batches.batches is not None)
                 if not np.isfinite(score):
                     score = metric.worst()
                 improved = metric.better(score, best)
                 best = score if improved else best
                 bad_checks = 0 if improved else bad_checks + 1
                 ckpts.offer(model, score, step)
-                history.append({"step": step, "epoch": round(step / steps_per_epoch, 3), "val_score": score,
-                                "loss": running_loss, "lr": scheduler.get_last_lr()[0],
-                                "seconds": round(time.time() - start, 2)})
-                replan()
+                history.append({"step": step, "epoch": round(step / plan.steps_per_epoch(), 3), "val_score": score,
+                                "loss": running_loss, "lr": optimizer.param_groups[0]["lr"],
+                                "seconds": round(now() - start, 2)})
+                if deadline is not None and plan.checked and plan.shrink(step, budget(), times):
+                    follow_plan()
+                    bar.total = plan.horizon
+                if out_of_time:
+                    stopped = "time_limit"
+                elif bad_checks >= o.patience:
+                    stopped = "early_stopping"
+                elif step >= plan.horizon:
+                    stopped = {"rows": "max_epochs", "max_steps": "max_steps"}.get(plan.source, "time_limit")
                 if resumable:
                     save_resume_point(resume_dir, model, optimizer, {
                         "step": step, "epoch": epoch, "batches_in_epoch": i + 1, "best": best,
                         "bad_checks": bad_checks, "history": history, "running_loss": running_loss,
-                        "horizon": schedule.total_steps})
+                        "plan": plan.state(), "stopped": stopped})
                 say = bar.write if not bar.disable else log
-                say(f"step {step} (epoch {step / steps_per_epoch:.2f}): val {metric.name} {score:.4f}"
-                    f"{' *' if improved else ''}, train loss {running_loss:.4f}, {time.time() - start:.0f}s")
-                if out_of_time:
-                    stopped, done = "time_limit", True
-                elif bad_checks >= o.patience:
-                    stopped, done = "early_stopping", True
-                elif step >= schedule.total_steps and schedule.total_steps < planned:
-                    stopped, done = "time_limit", True
-            if done:
-                break
-            t0 = time.time()
-        if done:
-            break
+                say(f"step {step} (epoch {step / plan.steps_per_epoch():.2f}): val {metric.name} {score:.4f}"
+                    f"{' *' if improved else ''}, train loss {running_loss:.4f}, {now() - start:.0f}s")
+                if stopped:
+                    break
+            t0 = now()
+        epoch += 1
     bar.close()
     if not ckpts.records:  # the time limit hit before the first validation
         ckpts.offer(model, validate(), step)
@@ -252,16 +274,19 @@ def train(net, train_loader, val_loader, val_labels: np.ndarray, *, cfg: MMConfi
 
     state, soup_info = make_soup(ckpts.ranked(), o.soup, evaluate_state, metric.better)
     raw.load_state_dict(state)
-    if stopped == "time_limit" and schedule.total_steps > step:
-        log(f"Time limit reached at step {step} of {schedule.total_steps}: the learning rate did not finish annealing.")
+    val_outputs = predict_outputs(model, val_batches, problem_type)  # replayed: cheap
+    if stopped == "time_limit" and plan.horizon > step:
+        log(f"Time limit reached at step {step} of {plan.horizon}: the learning rate did not finish annealing.")
     return FitResult(
         state={k: v.detach().cpu() for k, v in raw.state_dict().items()},
         val_score=float(soup_info["score"]),
         soup=soup_info,
-        stopped=stopped,
+        stopped=stopped or "max_epochs",
         steps=step,
         resumed_from=resumed_from,
-        epochs=round(step / steps_per_epoch, 3),
-        seconds=round(time.time() - start, 2),
+        epochs=round(step / plan.steps_per_epoch(), 3),
+        seconds=round(now() - start, 2),
         history=history,
+        plan=plan.summary(step, float(schedule(step) * o.lr)),
+        val_outputs=to_metric_units(val_outputs) if to_metric_units else val_outputs,
     )

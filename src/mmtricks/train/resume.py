@@ -1,7 +1,10 @@
 """Resume points: enough state to continue a killed fit where its last validation left it.
 
 Written at each validation into ``<work_dir>/resume/``: the model weights and the
-optimizer state as safetensors, the RNG state, and the loop's counters as JSON.
+optimizer state as safetensors, every RNG a fit draws from (torch on the CPU and on each
+CUDA device, numpy's and Python's global generators), and the loop's counters and step
+plan as JSON. Data-side randomness (shuffling, modality dropout) derives from
+``(seed, epoch, row)`` and needs no state.
 ``state.json`` is replaced last and atomically, so a kill at any moment leaves either
 the previous resume point or the new one, never a mix.
 """
@@ -9,7 +12,10 @@ from __future__ import annotations
 
 import json
 import os
+import random
 from typing import Optional
+
+import numpy as np
 
 import torch
 
@@ -46,9 +52,10 @@ def save_resume_point(folder: str, model, optimizer, counters: dict) -> None:
     model_file, optim_file = f"model-{step:07d}.safetensors", f"optim-{step:07d}.safetensors"
     save_state(state_to_cpu(model), os.path.join(folder, model_file))
     tensors, meta = _optimizer_tensors(optimizer)
-    tensors["rng.torch"] = torch.get_rng_state()
+    rng_tensors, rng_meta = _rng_state()
+    tensors.update(rng_tensors)
     save_state(tensors, os.path.join(folder, optim_file))
-    state = {**counters, "model_file": model_file, "optim_file": optim_file, "optimizer": meta}
+    state = {**counters, "model_file": model_file, "optim_file": optim_file, "optimizer": meta, "rng": rng_meta}
     tmp = os.path.join(folder, "state.json.tmp")
     with open(tmp, "w") as f:
         json.dump(state, f)
@@ -70,6 +77,33 @@ def restore(folder: str, state: dict, model, optimizer) -> None:
     """Load the weights, optimizer state and RNG state of a resume point."""
     getattr(model, "module", model).load_state_dict(load_state(os.path.join(folder, state["model_file"])))
     tensors = load_state(os.path.join(folder, state["optim_file"]))
-    rng = tensors.pop("rng.torch")
+    rng = {k: tensors.pop(k) for k in list(tensors) if k.startswith("rng.")}
     optimizer.load_state_dict(_optimizer_state(tensors, state["optimizer"]))
-    torch.set_rng_state(rng)
+    _set_rng_state(rng, state.get("rng", {}))
+
+
+def _rng_state() -> tuple[dict[str, torch.Tensor], dict]:
+    """Every global generator a fit may draw from: tensors for safetensors, the rest for JSON."""
+    tensors = {"rng.torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        for i, st in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"rng.cuda.{i}"] = st
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    tensors["rng.numpy"] = torch.from_numpy(np.asarray(keys, dtype=np.uint32).view(np.int32).copy())
+    version, internal, gauss_next = random.getstate()
+    meta = {"numpy": [kind, int(pos), int(has_gauss), float(gauss)],
+            "python": [version, list(internal), gauss_next]}
+    return tensors, meta
+
+
+def _set_rng_state(tensors: dict[str, torch.Tensor], meta: dict) -> None:
+    torch.set_rng_state(tensors["rng.torch"])
+    cuda = [tensors[k] for k in sorted((k for k in tensors if k.startswith("rng.cuda.")), key=lambda k: int(k.rsplit(".", 1)[1]))]
+    if cuda and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(cuda)
+    if "rng.numpy" in tensors and "numpy" in meta:
+        kind, pos, has_gauss, gauss = meta["numpy"]
+        np.random.set_state((kind, tensors["rng.numpy"].numpy().view(np.uint32), pos, has_gauss, gauss))
+    if "python" in meta:
+        version, internal, gauss_next = meta["python"]
+        random.setstate((version, tuple(internal), gauss_next))

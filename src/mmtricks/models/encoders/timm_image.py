@@ -26,7 +26,8 @@ class TimmImageEncoder(Encoder):
 
             from ...errors import BackboneError
 
-            if arch not in timm.list_models():  # only timm's own registered architectures, nothing fetched
+            # only timm's own registered architectures (no hub or local-dir names), nothing fetched
+            if not isinstance(arch, str) or ":" in arch or "." in arch or not timm.is_model(arch):
                 raise BackboneError(f"Unknown timm architecture {arch!r} in a saved model.")
             self.model = timm.create_model(arch, pretrained=False, num_classes=0)
         else:
@@ -49,7 +50,17 @@ class TimmImageEncoder(Encoder):
     def forward(self, batch: dict) -> torch.Tensor:
         images = batch["image"]  # (B, n_columns, 3, H, W)
         b, n = images.shape[:2]
-        feats = self.model(images.flatten(0, 1)).view(b, n, -1)  # (B, n, D)
+        missing = batch.get("image_missing")
+        if self.training and missing is not None and bool(missing.all()):
+            # No real image in the batch (e.g. modality dropout on a small batch): batch norm
+            # would divide by a zero variance and the gradients explode. The stand-ins carry
+            # no information, so take their inference-time features, without gradients.
+            self.model.eval()
+            with torch.no_grad():
+                feats = self.model(images.flatten(0, 1)).view(b, n, -1)
+            self.model.train()
+        else:
+            feats = self.model(images.flatten(0, 1)).view(b, n, -1)  # (B, n, D)
         if self.missing_embed is not None and "image_missing" in batch:
             feats = torch.where(batch["image_missing"].unsqueeze(-1), self.missing_embed.to(feats.dtype), feats)
         return feats

@@ -1,0 +1,1 @@
+"""Model pool and ensemble selection over its members' validation predictions."""

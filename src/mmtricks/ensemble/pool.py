@@ -1,0 +1,178 @@
+"""The model pool: one member per pool entry that fits the data, trained on one shared split.
+
+Members differ only in what they are (a network preset, LightGBM, the linear model);
+they share the schema, the validation split and the time limit. The time plan:
+
+1. Classic members first (seconds each): LightGBM, then the linear model, each capped
+   at ``CLASSIC_SHARE`` of the time left.
+2. Network members, in pool order, split what is left equally. Under a time limit each
+   must afford the step floor (``optim.min_steps``): a member whose first timed steps show
+   it cannot do so in its share stops at once (``FloorUnreachable``), and the pool keeps
+   only as many network members as can each reach the floor, dropping the last ones in
+   pool order (logged). A member is never half-trained into the ensemble.
+3. Ensemble selection on the members' validation outputs (``ensemble/selection.py``).
+
+Entries that need what the data lacks are skipped with a logged reason.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import numpy as np
+
+CLASSIC_SHARE = 0.1  # at most this share of the time left goes to each classic member
+SELECTION_RESERVE = 5.0  # seconds kept for ensemble selection at the end
+
+
+@dataclass(frozen=True)
+class PoolEntry:
+    """One member of the pool: a network preset, or a classic learner."""
+
+    name: str
+    kind: str  # 'network', 'lightgbm' or 'linear'
+    preset: Optional[str] = None
+
+
+# The pool of preset 'best', in training (and priority) order; grows as trick presets land.
+POOL = (
+    PoolEntry("lightgbm", "lightgbm"),
+    PoolEntry("linear", "linear"),
+    PoolEntry("baseline_plus", "network", "baseline_plus"),
+    PoolEntry("learnable_embed", "network", "learnable_embed"),
+    PoolEntry("modality_dropout", "network", "modality_dropout"),
+)
+CLASSIC_KINDS = ("lightgbm", "linear")
+
+
+def pool_entries(names: list[str]) -> list[PoolEntry]:
+    """Entries for names: pool names, or any preset name (a network member)."""
+    from ..errors import ConfigError, did_you_mean
+    from ..presets import list_presets
+
+    known = {e.name: e for e in POOL}
+    out = []
+    for name in names:
+        if name in known:
+            out.append(known[name])
+        elif name in CLASSIC_KINDS:
+            out.append(PoolEntry(name, name))
+        elif name in list_presets():
+            out.append(PoolEntry(name, "network", name))
+        else:
+            choices = sorted(set(known) | set(CLASSIC_KINDS) | set(list_presets()))
+            raise ConfigError(f"Unknown pool member '{name}'.{did_you_mean(name, choices)} "
+                              f"Choose from {choices}.")
+    return out
+
+
+def skip_reason(entry: PoolEntry, schema, train_df) -> Optional[str]:
+    """Why ``entry`` does not fit this data (None when it does)."""
+    modalities = schema.modalities
+    if entry.kind in CLASSIC_KINDS and not ({"tabular", "text"} & set(modalities)):
+        return "it reads tabular and text columns; the table has only images"
+    if entry.preset in ("modality_dropout", "modality_dropout_learnable") and len(modalities) < 2:
+        return "dropping a modality needs at least two"
+    if entry.preset == "learnable_embed":
+        features = list(schema.column_kinds)
+        if not train_df[features].isna().any().any():
+            return "no training cell is missing, so learnable stand-ins would never be used"
+    return None
+
+
+class FloorUnreachable(RuntimeError):
+    """A network member's first timed steps show its share cannot hold the step floor."""
+
+    def __init__(self, seconds_per_step: float, min_steps: int, budget: float):
+        super().__init__(f"{min_steps} steps at {seconds_per_step:.2f} s need more than the {budget:.0f} s share")
+        self.seconds_per_step, self.min_steps, self.budget = seconds_per_step, min_steps, budget
+
+
+@dataclass
+class Member:
+    """A fitted pool member: ``outputs(df, base_dir)`` in metric units, and its facts."""
+
+    name: str
+    kind: str
+    model: object  # a single-network MultimodalPredictor, or a classic member
+    val_outputs: np.ndarray
+    val_score: float
+    fit_seconds: float
+    weight: float = 0.0
+    info: Optional[dict] = None
+
+    def outputs(self, df, base_dir=None) -> np.ndarray:
+        if self.kind == "network":
+            return self.model.predict_outputs(df, base_dir)
+        return self.model.outputs(df)
+
+
+def fit_pool(entries: list[PoolEntry], *, schema, train_df, val_df, y_train, y_val, metric, seed: int,
+             deadline: Optional[float], fit_network: Callable[[PoolEntry, Optional[float]], Member],
+             log: Callable[[str], None], threads: int = 0) -> list[Member]:
+    """Train every entry that fits the data; see the module doc for the time plan."""
+    from .classic import LightGBMMember, LinearMember
+
+    def left() -> Optional[float]:
+        return None if deadline is None else deadline - time.time() - SELECTION_RESERVE
+
+    usable = []
+    for entry in entries:
+        reason = skip_reason(entry, schema, train_df)
+        if reason:
+            log(f"pool: skipping {entry.name}: {reason}.")
+        else:
+            usable.append(entry)
+    members: list[Member] = []
+    for entry in [e for e in usable if e.kind in CLASSIC_KINDS]:
+        start = time.time()
+        budget = None if deadline is None else max(1.0, CLASSIC_SHARE * left())
+        cls = LightGBMMember if entry.kind == "lightgbm" else LinearMember
+        kwargs = {"threads": threads} if entry.kind == "lightgbm" else {}
+        model = cls(schema, seed=seed, **kwargs).fit(train_df, y_train, val_df, y_val, time_budget=budget)
+        out = model.outputs(val_df)
+        members.append(Member(entry.name, entry.kind, model, out, float(metric.fn(y_val, out)),
+                              round(time.time() - start, 2)))
+        log(f"pool: {entry.name}: validation {metric.name} {members[-1].val_score:.4f} "
+            f"({members[-1].fit_seconds:.1f} s)")
+    networks = [e for e in usable if e.kind == "network"]
+    i = 0
+    while i < len(networks):
+        entry = networks[i]
+        share = None if deadline is None else left() / (len(networks) - i)
+        if share is not None and share <= 0:
+            log(f"pool: no time left for {[e.name for e in networks[i:]]}; dropped.")
+            break
+        try:
+            member = fit_network(entry, share)
+        except FloorUnreachable as exc:
+            # this share was too small, so fewer members than now (timing noise cannot keep the count)
+            fits = min(int(left() // (exc.seconds_per_step * exc.min_steps * 1.2)), len(networks) - i - 1)
+            dropped = networks[i + max(fits, 1):] if fits >= 1 else networks[i:]
+            log(f"pool: {exc}; dropping {[e.name for e in dropped]} so each network member left reaches "
+                f"{exc.min_steps} steps.")
+            networks = networks[:len(networks) - len(dropped)]
+            if fits < 1:
+                break
+            continue
+        members.append(member)
+        log(f"pool: {entry.name}: validation {metric.name} {member.val_score:.4f} ({member.fit_seconds:.1f} s)")
+        i += 1
+    if not members:
+        from ..errors import SchemaError
+
+        raise SchemaError("No pool member could be trained: every entry was skipped or ran out of time. "
+                          "Raise time_limit or name other members.")
+    return members
+
+
+def weigh(members: list[Member], y_val: np.ndarray, metric, method: str, rounds: int = 50) -> float:
+    """Set each member's ensemble weight by ``method``; return the ensemble's validation score."""
+    from .selection import blend, select
+
+    outputs = [m.val_outputs for m in members]
+    weights = select(method, outputs, y_val, metric, rounds)
+    for m, w in zip(members, weights):
+        m.weight = float(w)
+    return float(metric.fn(y_val, blend(outputs, weights)))
