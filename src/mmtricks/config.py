@@ -123,6 +123,16 @@ class EnvConfig:
 
 
 @dataclass
+class EnsembleConfig:
+    """The model pool and ensemble selection (``ensemble/``); used when ``members`` is set."""
+
+    members: str = ""  # 'pool' (ensemble/pool.py POOL), or comma-separated entries/preset names; '': one network
+    method: str = "caruana"  # 'caruana', 'sequential' or 'uniform'
+    rounds: int = 50  # Caruana's selection rounds
+    weights_split: str = "validation"  # 'validation', or 'holdout': half the validation split, set aside for weights
+
+
+@dataclass
 class MMConfig:
     """The whole resolved configuration, saved with every model."""
 
@@ -133,6 +143,7 @@ class MMConfig:
     fusion: FusionConfig = field(default_factory=FusionConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     env: EnvConfig = field(default_factory=EnvConfig)
+    ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -264,6 +275,8 @@ def _check_choices(cfg: MMConfig) -> None:
     checks = {
         "optim.soup": (cfg.optim.soup, {"greedy", "uniform", "best"}),
         "optim.class_weights": (cfg.optim.class_weights, {"none", "balanced"}),
+        "ensemble.method": (cfg.ensemble.method, {"caruana", "sequential", "uniform"}),
+        "ensemble.weights_split": (cfg.ensemble.weights_split, {"validation", "holdout"}),
         "optim.schedule": (cfg.optim.schedule, {"cosine", "constant"}),
         "text.pooling": (cfg.text.pooling, {"mean", "cls"}),
     }
@@ -276,6 +289,7 @@ def _check_choices(cfg: MMConfig) -> None:
         "optim.micro_batch_size": cfg.optim.micro_batch_size >= 1,
         "optim.max_epochs": cfg.optim.max_epochs >= 1,
         "optim.min_steps": cfg.optim.min_steps >= 0,
+        "ensemble.rounds": cfg.ensemble.rounds >= 1,
         "optim.max_steps": cfg.optim.max_steps is None or cfg.optim.max_steps >= 1,
         "optim.top_k": cfg.optim.top_k >= 1,
         "optim.warmup_fraction": 0.0 <= cfg.optim.warmup_fraction < 1.0,

@@ -35,6 +35,9 @@ class MultimodalPredictor:
         verbosity: 0 quiet, 1 summary lines, 2 summary and progress bars.
         work_dir: Folder for checkpoints and resume points during ``fit``; kept after the
             fit. Needed for ``fit(..., resume=True)``. A temporary folder when None.
+        pool: Train a model pool and ensemble it instead of one network: entries of
+            ``mmtricks.ensemble.pool.POOL`` ('lightgbm', 'linear', network presets) or
+            preset names; ``["pool"]`` is the whole pool (preset 'best' does the same).
 
     Example:
         >>> p = MultimodalPredictor(label="y").fit("train.csv")  # doctest: +SKIP
@@ -45,7 +48,7 @@ class MultimodalPredictor:
                  preset: str = "default", overrides: Optional[Mapping[str, Any]] = None,
                  time_limit: Optional[float] = None, seed: int = 0,
                  column_types: Optional[Mapping[str, str]] = None, verbosity: int = 2,
-                 work_dir: Optional[str] = None):
+                 work_dir: Optional[str] = None, pool: Optional[list[str]] = None):
         self.label = label
         self.problem_type = problem_type
         self.eval_metric = eval_metric
@@ -56,6 +59,7 @@ class MultimodalPredictor:
         self.column_types = column_types
         self.verbosity = verbosity
         self.work_dir = work_dir
+        self.pool = pool
 
     # ------------------------------------------------------------------ fit
     def fit(self, train_data: TableLike, tuning_data: Optional[TableLike] = None,
@@ -63,15 +67,13 @@ class MultimodalPredictor:
         """Train on ``train_data`` (DataFrame or CSV/Parquet path) and return ``self``.
 
         ``tuning_data`` is the validation split used for early stopping, checkpoint
-        ranking and the soup; when None it is held out from ``train_data`` (SPEC rule).
-        Relative image paths resolve against the table file's folder (or ``base_dir``).
-        With ``resume=True`` a fit killed part-way continues from the last resume point in
-        ``work_dir`` (written at each validation); the same data and settings are required.
+        ranking, the soup and (with a pool) the ensemble weights; when None it is held out
+        from ``train_data`` (SPEC rule). Relative image paths resolve against the table
+        file's folder (or ``base_dir``). With ``resume=True`` a fit killed part-way
+        continues from the last resume point in ``work_dir`` (written at each validation);
+        the same data and settings are required.
         """
         from .config import resolve
-        from .data.split import subsample, train_valid_split
-        from .schema import infer_schema
-        from .train.metrics import DEFAULT_METRIC, get_metric
 
         start = time.time()
         cfg = resolve(self.preset, self.overrides)
@@ -80,6 +82,24 @@ class MultimodalPredictor:
                               "MultimodalPredictor(..., work_dir=...) (CLI: --work-dir).")
         if self.time_limit is not None and not self.time_limit > 0:
             raise SchemaError(f"time_limit must be a positive number of seconds. Got {self.time_limit!r}.")
+        split = self._prepare(train_data, tuning_data, base_dir, cfg)
+        deadline = start + self.time_limit if self.time_limit else None
+        entries = self._pool_entries(cfg)
+        if entries:
+            self._fit_pool(split, cfg, entries, deadline, resume)
+        else:
+            self._fit_network(split, cfg, deadline, resume)
+        self.fit_info_["fit_seconds"] = round(time.time() - start, 2)
+        self._log(1, f"done in {self.fit_info_['fit_seconds']:.1f}s; validation {split.metric.name} = "
+                     f"{self.fit_info_['val_score']:.4f}")
+        return self
+
+    def _prepare(self, train_data, tuning_data, base_dir, cfg) -> "SharedSplit":
+        """Schema, metric and the validation split: made once, shared by every pool member."""
+        from .data.split import SharedSplit, subsample, train_valid_split
+        from .schema import infer_schema
+        from .train.metrics import DEFAULT_METRIC, get_metric
+
         df, base = read_table(train_data, base_dir)
         group = cfg.data.group_column
         if group is not None and group not in df.columns:
@@ -107,27 +127,33 @@ class MultimodalPredictor:
         self._log(1, f"mmtricks: {schema.problem_type} on {len(train_df)} train / {len(val_df)} validation rows; "
                      f"modalities {schema.modalities}; metric {metric.name}")
         self._log(1, "columns: " + ", ".join(f"{c} ({k})" for c, k in schema.column_kinds.items()))
+        return SharedSplit(schema, metric, train_df, val_df, base, val_base)
 
+    def _fit_network(self, split: "SharedSplit", cfg, deadline: Optional[float], resume: bool,
+                     require_floor: bool = False) -> None:
+        """Train one network on ``split``; sets the fitted attributes (``model_`` ...)."""
         from lightning_fabric.utilities.seed import seed_everything
 
         from .data.dataset import make_loader
         from .train.loop import plan_batches
+        from .train.network_fit import NetworkFit
         from .train.tricks.modality_dropout import ModalityDropout
 
+        schema, metric, train_df, val_df, base = split.schema, split.metric, split.train_df, split.val_df, split.base
         seed_everything(self.seed, verbose=False)  # before building: random init is part of the fit
         model, pre = self._build(schema, cfg, train_df, base)
         hook = ModalityDropout(cfg.data.modality_dropout, self.seed) if cfg.data.modality_dropout > 0 else None
         train_enc = pre.encode(train_df, base, with_labels=True)
         train_ds = self._dataset(pre, train_enc, row_hook=hook, image_cache_mb=cfg.env.image_cache_mb)
-        val_enc = pre.encode(val_df, val_base, with_labels=True)
+        val_enc = pre.encode(val_df, split.val_base, with_labels=True)
         val_ds = self._dataset(pre, val_enc)
         e = cfg.env
         micro, _ = plan_batches(len(train_ds), cfg.optim)
         train_loader = make_loader(train_ds, micro, True, e.num_workers, self.seed, drop_last=len(train_ds) > micro)
         val_loader = make_loader(val_ds, e.eval_batch_size, False, e.num_workers, self.seed)
-        deadline = start + self.time_limit if self.time_limit else None
         run_dir = self._prepare_work_dir(cfg, schema, len(train_df), len(val_df), resume)
-        fit = _NetworkFit(self, schema, metric, pre, train_enc, val_enc, train_loader, val_loader, deadline)
+        fit = NetworkFit(self, schema, metric, pre, train_enc, val_enc, train_loader, val_loader, deadline,
+                          require_floor)
         try:
             result, model, cfg = fit.run(model, cfg, run_dir, resume)
         finally:
@@ -136,18 +162,73 @@ class MultimodalPredictor:
                 shutil.rmtree(run_dir, ignore_errors=True)
         self.config_, self.schema_, self.preprocessor_, self.model_ = cfg, schema, pre, model
         self.metric_ = metric.name
+        self.val_outputs_ = result.val_outputs  # validation outputs in metric units (not saved)
         self.fit_info_ = {
             "val_score": result.val_score, "soup": result.soup, "stopped": result.stopped,
             "steps": result.steps, "epochs": result.epochs, "train_seconds": result.seconds,
-            "fit_seconds": round(time.time() - start, 2), "history": result.history,
-            "n_train": len(train_df), "n_val": len(val_df), "preset": self.preset,
+            "history": result.history, "n_train": len(train_df), "n_val": len(val_df), "preset": self.preset,
             "resumed_from_step": result.resumed_from, "plan": result.plan, "diagnosis": fit.diagnosis,
         }
-        self._log(1, f"done in {self.fit_info_['fit_seconds']:.1f}s ({result.steps} steps of "
-                     f"{result.plan['effective_batch']} rows, {result.epochs} epochs, stopped by "
-                     f"{result.stopped}); validation {metric.name} = {result.val_score:.4f} "
-                     f"(soup {result.soup['method']} of steps {result.soup['members']})")
-        return self
+        self._log(1, f"network {self.preset}: {result.steps} steps of {result.plan['effective_batch']} rows, "
+                     f"{result.epochs} epochs, stopped by {result.stopped}; validation {metric.name} = "
+                     f"{result.val_score:.4f} (soup {result.soup['method']} of steps {result.soup['members']})")
+
+    def _pool_entries(self, cfg):
+        """The pool entries to train (None: one network)."""
+        from .ensemble.pool import pool_entries
+
+        names = list(self.pool) if self.pool else [n.strip() for n in cfg.ensemble.members.split(",") if n.strip()]
+        return pool_entries(names) if names else None
+
+    def _fit_pool(self, split: "SharedSplit", cfg, entries, deadline: Optional[float], resume: bool) -> None:
+        """Train the pool's members on the shared split, then weigh them (ensemble/)."""
+        import torch
+
+        from .config import resolve
+        from .data.processors import LabelProcessor
+        from .data.split import train_valid_split
+        from .ensemble.pool import Member, fit_pool, weigh
+
+        schema, metric = split.schema, split.metric
+        labels = LabelProcessor(schema.problem_type, schema.classes)
+        holdout = None
+        if cfg.ensemble.weights_split == "holdout":  # weights fitted on rows that drove no early stopping
+            val_df, holdout = train_valid_split(split.val_df, self.label, schema.problem_type != "regression",
+                                                self.seed, 0.5)
+            split = type(split)(schema, metric, split.train_df, val_df, split.base, split.val_base)
+        y_train = labels.targets(split.train_df[self.label], self.label)
+        y_val = labels.targets(split.val_df[self.label], self.label)
+        overrides = {k: v for k, v in (self.overrides or {}).items() if not str(k).startswith("ensemble.")}
+
+        def fit_network(entry, share):
+            child = MultimodalPredictor(self.label, schema.problem_type, metric.name, entry.preset, overrides,
+                                        seed=self.seed, verbosity=self.verbosity,
+                                        work_dir=os.path.join(self.work_dir, entry.name) if self.work_dir else None)
+            start = time.time()
+            child._fit_network(split, resolve(entry.preset, overrides), None if share is None else start + share,
+                               resume, require_floor=share is not None)
+            child.fit_info_["fit_seconds"] = round(time.time() - start, 2)
+            return Member(entry.name, "network", child, child.val_outputs_, child.fit_info_["val_score"],
+                          child.fit_info_["fit_seconds"])
+
+        members = fit_pool(entries, schema=schema, train_df=split.train_df, val_df=split.val_df, y_train=y_train,
+                           y_val=y_val, metric=metric, seed=self.seed, deadline=deadline, fit_network=fit_network,
+                           log=lambda m: self._log(1, m), threads=torch.get_num_threads())
+        if holdout is not None:
+            y_val = labels.targets(holdout[self.label], self.label)
+            for m in members:
+                m.val_outputs = m.outputs(holdout, split.val_base)
+        score = weigh(members, y_val, metric, cfg.ensemble.method, cfg.ensemble.rounds)
+        self.config_, self.schema_, self.metric_, self.members_ = cfg, schema, metric.name, members
+        self.fit_info_ = {
+            "val_score": score, "preset": self.preset, "n_train": len(split.train_df), "n_val": len(split.val_df),
+            "ensemble": {"method": cfg.ensemble.method, "weights_split": cfg.ensemble.weights_split,
+                         "n_weights_rows": len(y_val)},
+            "members": [{"name": m.name, "kind": m.kind, "weight": m.weight, "val_score": m.val_score,
+                         "fit_seconds": m.fit_seconds} for m in members],
+        }
+        self._log(1, "ensemble: " + ", ".join(f"{m.name} {m.weight:.2f}" for m in members if m.weight)
+                     + f"; validation {metric.name} {score:.4f}")
 
     def _split_groups(self, df, schema, cfg):
         """Group ids for the validation split (``data.group_column``, else duplicated text), or None."""
@@ -249,7 +330,7 @@ class MultimodalPredictor:
 
     # -------------------------------------------------------------- predict
     def _check_fitted(self) -> None:
-        if not hasattr(self, "model_"):
+        if not hasattr(self, "schema_"):
             raise NotFittedError("This MultimodalPredictor is not fitted yet: call fit() or MultimodalPredictor.load().")
 
     def _run(self, data: TableLike, base_dir: Optional[str], key: str) -> tuple[np.ndarray, pd.DataFrame]:
@@ -322,23 +403,48 @@ class MultimodalPredictor:
         for begin in range(0, len(dataset), size):
             yield dataset.collate([dataset[i] for i in range(begin, min(begin + size, len(dataset)))])
 
+    def predict_outputs(self, data: TableLike, base_dir: Optional[str] = None) -> np.ndarray:
+        """Outputs in the metric's units: class probabilities ``(n, n_classes)`` in
+        ``schema_.classes`` order, or regression values ``(n,)`` in the label's scale.
+        An ensemble blends its members' outputs with their weights."""
+        return self._outputs(data, base_dir)[0]
+
+    def _outputs(self, data: TableLike, base_dir: Optional[str]) -> tuple[np.ndarray, pd.DataFrame]:
+        self._check_fitted()
+        if getattr(self, "members_", None):
+            from .ensemble.selection import blend
+            from .schema import validate_frame
+
+            df, base = read_table(data, base_dir)
+            features = validate_frame(df, self.schema_)
+            used = [m for m in self.members_ if m.weight > 0]
+            return blend([m.outputs(features, base) for m in used], [m.weight for m in used]), df
+        out, df = self._run(data, base_dir, "logits")
+        if self.schema_.problem_type == "regression":
+            out = self.preprocessor_.label.inverse(out.astype(np.float64))
+        return out, df
+
+    def _targets(self, df: pd.DataFrame) -> np.ndarray:
+        """The label column in the metric's units (class indices, or values)."""
+        from .data.processors import LabelProcessor
+
+        return LabelProcessor(self.schema_.problem_type, self.schema_.classes).targets(df[self.label], self.label)
+
     def predict_proba(self, data: TableLike, base_dir: Optional[str] = None) -> pd.DataFrame:
         """Class probabilities, one column per class (classification only)."""
         self._check_fitted()
         if self.schema_.problem_type == "regression":
             raise SchemaError("predict_proba is for classification; this predictor does regression. Use predict().")
-        proba, df = self._run(data, base_dir, "logits")
+        proba, df = self._outputs(data, base_dir)
         return pd.DataFrame(proba, columns=self.schema_.classes, index=df.index)
 
     def predict(self, data: TableLike, base_dir: Optional[str] = None) -> pd.Series:
         """Predicted labels (classification) or values in the label's scale (regression)."""
-        out, df = self._run(data, base_dir, "logits")
-        if self.schema_.problem_type == "regression":
-            values = self.preprocessor_.label.inverse(out.astype(np.float64))
-        else:
-            values = np.asarray(self.schema_.classes, dtype=object)[out.argmax(1)]
-            values = pd.Series(values).infer_objects().to_numpy()
-        return pd.Series(values, index=df.index, name=self.label)
+        out, df = self._outputs(data, base_dir)
+        if self.schema_.problem_type != "regression":
+            out = np.asarray(self.schema_.classes, dtype=object)[out.argmax(1)]
+            out = pd.Series(out).infer_objects().to_numpy()
+        return pd.Series(out, index=df.index, name=self.label)
 
     def evaluate(self, data: TableLike, metrics: Optional[list[str]] = None,
                  base_dir: Optional[str] = None) -> dict[str, float]:
@@ -350,16 +456,20 @@ class MultimodalPredictor:
         if self.label not in df.columns:
             raise SchemaError(f"evaluate needs the label column '{self.label}' in the table.")
         df = df[df[self.label].notna()]
-        y = self.preprocessor_.label.transform(df[self.label], self.label)
-        out, _ = self._run(df, base, "logits")
+        y = self._targets(df)
+        out, _ = self._outputs(df, base)
         names = metrics or [self.metric_] + [m for m in metrics_for(self.schema_.problem_type) if m != self.metric_]
-        if self.schema_.problem_type == "regression":
-            lab = self.preprocessor_.label
-            y, out = lab.inverse(y.astype(np.float64)), lab.inverse(out.astype(np.float64))
         return {m: get_metric(m, self.schema_.problem_type).fn(y, out) for m in names}
 
     def extract_embedding(self, data: TableLike, base_dir: Optional[str] = None) -> np.ndarray:
-        """The fused feature vector of each row, (n_rows, hidden), before the head."""
+        """The fused feature vector of each row, (n_rows, hidden), before the head; for an
+        ensemble, that of its network member with the largest weight."""
+        self._check_fitted()
+        if getattr(self, "members_", None):
+            nets = [m for m in self.members_ if m.kind == "network"]
+            if not nets:
+                raise SchemaError("This ensemble has no network member, so rows have no embedding.")
+            return max(nets, key=lambda m: m.weight).model.extract_embedding(data, base_dir)
         return self._run(data, base_dir, "features")[0]
 
     def modality_importance(self, data: TableLike, base_dir: Optional[str] = None, groups=None, repeats: int = 5,
@@ -371,18 +481,58 @@ class MultimodalPredictor:
         return modality_importance(self, data, base_dir=base_dir, groups=groups, repeats=repeats, seed=seed,
                                    method=method)
 
-    def leaderboard(self) -> pd.DataFrame:
-        """One row per trained model with its validation score and fit facts."""
+    def leaderboard(self, data: Optional[TableLike] = None, base_dir: Optional[str] = None) -> pd.DataFrame:
+        """One row per trained model (each pool member, then the ensemble): validation score,
+        ensemble weight, fit facts; with ``data`` (labelled) also its test score and the
+        seconds it took to predict it."""
         self._check_fitted()
-        info = self.fit_info_
-        return pd.DataFrame([{
-            "model": info.get("preset", self.preset), "eval_metric": self.metric_,
-            "val_score": info["val_score"], "soup": info["soup"]["method"],
-            "soup_members": len(info["soup"]["members"]), "epochs": info["epochs"],
-            "stopped": info["stopped"], "fit_seconds": info["fit_seconds"],
-            "steps": info.get("steps"), "collapsed": info.get("diagnosis", {}).get("collapsed"),
-            "still_improving": info.get("diagnosis", {}).get("still_improving"),
-        }])
+        rows = [self._network_row(self.fit_info_, self.preset, 1.0)] if not getattr(self, "members_", None) else [
+            {**(self._network_row(m.model.fit_info_, m.name, m.weight) if m.kind == "network" else
+                {"model": m.name, "kind": m.kind, "val_score": m.val_score, "weight": m.weight}),
+             "fit_seconds": m.fit_seconds} for m in self.members_]
+        if getattr(self, "members_", None):
+            rows.append({"model": "ensemble", "kind": self.fit_info_["ensemble"]["method"],
+                         "val_score": self.fit_info_["val_score"], "weight": None,
+                         "fit_seconds": self.fit_info_.get("fit_seconds")})
+        board = pd.DataFrame(rows)
+        board.insert(1, "eval_metric", self.metric_)
+        if data is not None:
+            board["test_score"], board["predict_seconds"] = self._test_scores(data, base_dir)
+        return board
+
+    @staticmethod
+    def _network_row(info: dict, name: str, weight: float) -> dict:
+        diagnosis = info.get("diagnosis", {})
+        return {"model": name, "kind": "network", "val_score": info["val_score"], "weight": weight,
+                "fit_seconds": info.get("fit_seconds"), "soup": info["soup"]["method"],
+                "soup_members": len(info["soup"]["members"]), "steps": info.get("steps"), "epochs": info["epochs"],
+                "stopped": info["stopped"], "collapsed": diagnosis.get("collapsed"),
+                "still_improving": diagnosis.get("still_improving")}
+
+    def _test_scores(self, data: TableLike, base_dir: Optional[str]) -> tuple[list, list]:
+        """Per leaderboard row: the eval metric on ``data`` and the seconds its outputs took."""
+        from .ensemble.selection import blend
+        from .schema import validate_frame
+        from .train.metrics import get_metric
+
+        df, base = read_table(data, base_dir)
+        df = df[df[self.label].notna()]
+        y, metric = self._targets(df), get_metric(self.metric_, self.schema_.problem_type)
+        members = getattr(self, "members_", None)
+        if not members:
+            start = time.time()
+            out = self.predict_outputs(df, base)
+            return [metric.fn(y, out)], [round(time.time() - start, 3)]
+        features = validate_frame(df, self.schema_)
+        outputs, seconds = [], []
+        for m in members:
+            start = time.time()
+            outputs.append(m.outputs(features, base))
+            seconds.append(round(time.time() - start, 3))
+        used = [j for j, m in enumerate(members) if m.weight > 0]
+        ensemble = blend([outputs[j] for j in used], [members[j].weight for j in used])
+        scores = [metric.fn(y, o) for o in outputs] + [metric.fn(y, ensemble)]
+        return scores, seconds + [round(sum(seconds[j] for j in used), 3)]
 
     # ------------------------------------------------------------ save/load
     def save(self, path: str) -> str:
@@ -403,83 +553,3 @@ class MultimodalPredictor:
         state = "fitted" if hasattr(self, "model_") else "not fitted"
         return f"MultimodalPredictor(label={self.label!r}, preset={self.preset!r}, {state})"
 
-
-class _NetworkFit:
-    """One network trained on a fixed split: the fit, its diagnosis against the constant
-    predictor, and the one documented recovery retry when it collapsed (train/diagnose.py)."""
-
-    def __init__(self, predictor, schema, metric, pre, train_enc, val_enc, train_loader, val_loader, deadline):
-        from .train.diagnose import constant_outputs
-
-        self.p, self.schema, self.metric, self.pre, self.deadline = predictor, schema, metric, pre, deadline
-        self.loaders = (train_loader, val_loader)
-        self.regression = schema.problem_type == "regression"
-        self.n_classes = 0 if self.regression else len(schema.classes)
-        label = pre.label
-        # Validation is scored in the label's own units (regression outputs are standardised).
-        self.to_units = (lambda v: label.inverse(np.asarray(v, dtype=np.float64))) if self.regression else None
-        self.val_labels = self.to_units(val_enc.labels) if self.regression else val_enc.labels
-        self.train_labels = train_enc.labels
-        train_units = self.to_units(train_enc.labels) if self.regression else train_enc.labels
-        constant = constant_outputs(train_units, len(self.val_labels), schema.problem_type, self.n_classes)
-        self.constant_score = float(metric.fn(self.val_labels, constant))
-        self.diagnosis: dict = {}
-
-    def _train(self, model, cfg, run_dir: str, resume: bool):
-        from .train.diagnose import class_weights, diagnose
-        from .train.loop import train
-
-        weights = None
-        if cfg.optim.class_weights == "balanced" and not self.regression:
-            weights = class_weights(self.train_labels, self.n_classes)
-        result = train(model, *self.loaders, self.val_labels, cfg=cfg, problem_type=self.schema.problem_type,
-                       metric=self.metric, run_dir=run_dir,
-                       time_budget=self.deadline - time.time() if self.deadline else None, seed=self.p.seed,
-                       quiet=self.p.verbosity < 2, log=lambda m: self.p._log(1, m),
-                       resumable=self.p.work_dir is not None, resume=resume, to_metric_units=self.to_units,
-                       class_weights=weights)
-        model.load_state_dict(result.state)
-        model.eval()
-        diag = diagnose(self.metric, result.val_score, self.constant_score, result.history, result.stopped,
-                        result.val_outputs, self.schema.problem_type)
-        self._say(diag, result)
-        return result, model.cpu(), diag
-
-    def _say(self, diag: dict, result) -> None:
-        m = self.metric.name
-        if diag["collapsed"]:
-            what = "the label mean" if self.regression else "the training class frequencies"
-            self.p._log(1, f"Warning: collapsed fit: validation {m} {result.val_score:.4f} is no better than the "
-                           f"constant predictor's {diag['constant_score']:.4f} ({what})"
-                           f"{'; every validation row gets one class' if diag['one_class'] else ''}.")
-        if diag["still_improving"]:
-            self.p._log(1, f"Note: validation {m} was still improving at the last check (step {result.steps}, "
-                           f"stopped by {result.stopped}): the fit is under-trained; a longer time limit would help.")
-
-    def run(self, model, cfg, run_dir: str, resume: bool):
-        """``(result, model, cfg)`` of the kept fit; ``self.diagnosis`` says what happened."""
-        import copy
-
-        from lightning_fabric.utilities.seed import seed_everything
-
-        from .config import apply_overrides
-        from .train.diagnose import recovery_overrides
-
-        started = time.time()
-        result, model, diag = self._train(model, cfg, run_dir, resume)
-        self.diagnosis = dict(diag)
-        left = self.deadline - time.time() if self.deadline else float("inf")
-        if not (diag["collapsed"] and cfg.optim.recover_collapse and left > time.time() - started):
-            return result, model, cfg
-        overrides = recovery_overrides(self.schema.problem_type, cfg)
-        self.p._log(1, f"Retrying once with {overrides} (optim.recover_collapse).")
-        retry_cfg = apply_overrides(copy.deepcopy(cfg), overrides)
-        seed_everything(self.p.seed, verbose=False)
-        retry_model = self.p._build_net(self.schema, retry_cfg, self.pre)
-        retry, retry_model, retry_diag = self._train(retry_model, retry_cfg, os.path.join(run_dir, "retry"), resume)
-        kept = self.metric.better(retry.val_score, result.val_score)
-        self.diagnosis = {**(retry_diag if kept else diag),
-                          "recovery": {"overrides": overrides, "val_score": retry.val_score, "kept": bool(kept)}}
-        self.p._log(1, f"Retry: validation {self.metric.name} {retry.val_score:.4f} against "
-                       f"{result.val_score:.4f}: {'kept' if kept else 'first fit kept'}.")
-        return (retry, retry_model, retry_cfg) if kept else (result, model, cfg)

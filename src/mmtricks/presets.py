@@ -33,6 +33,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "learnable_embed": {"base": "baseline_plus", "tabular.learnable_missing": True,
                         "text.learnable_missing": True, "image.learnable_missing": True},
     "modality_dropout_learnable": {"base": "learnable_embed", "data.modality_dropout": 0.3},
+    # The model pool (ensemble/pool.py): every entry that fits the data, then ensemble selection.
+    "best": {"base": "baseline_plus", "ensemble.members": "pool"},
     # Small random encoders: for tests and smoke runs, no pretrained weights at all.
     "tiny": {
         "text.pretrained": False,

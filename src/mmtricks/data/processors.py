@@ -295,16 +295,28 @@ class LabelProcessor:
             self.std = std if std > 1e-12 else 1.0
         return self
 
+    def targets(self, y: pd.Series, column: str) -> np.ndarray:
+        """Labels in the metric's units: class indices, or float64 values in the label's scale."""
+        if self.problem_type == "regression":
+            return self._numbers(y, column)
+        return self.transform(y, column)
+
     def transform(self, y: pd.Series, column: str) -> np.ndarray:
         if self.problem_type == "regression":
-            arr = pd.to_numeric(y, errors="coerce").to_numpy(dtype=np.float64)
-            if not np.isfinite(arr).all():
-                bad = ~np.isfinite(arr)
-                rows = ", ".join(f"{show(r)} ({show(v)})" for r, v in zip(y.index[bad][:5], y[bad].iloc[:5]))
-                more = f" and {int(bad.sum()) - 5} more" if bad.sum() > 5 else ""
-                raise SchemaError(f"Label column '{column}' has {int(bad.sum())} missing or non-numeric value(s), "
-                                  f"in rows {rows}{more}; fix or drop those rows.")
-            return ((arr - self.mean) / self.std).astype(np.float32)
+            return ((self._numbers(y, column) - self.mean) / self.std).astype(np.float32)
+        return self._indices(y, column)
+
+    def _numbers(self, y: pd.Series, column: str) -> np.ndarray:
+        arr = pd.to_numeric(y, errors="coerce").to_numpy(dtype=np.float64)
+        if not np.isfinite(arr).all():
+            bad = ~np.isfinite(arr)
+            rows = ", ".join(f"{show(r)} ({show(v)})" for r, v in zip(y.index[bad][:5], y[bad].iloc[:5]))
+            more = f" and {int(bad.sum()) - 5} more" if bad.sum() > 5 else ""
+            raise SchemaError(f"Label column '{column}' has {int(bad.sum())} missing or non-numeric value(s), "
+                              f"in rows {rows}{more}; fix or drop those rows.")
+        return arr
+
+    def _indices(self, y: pd.Series, column: str) -> np.ndarray:
         index = {c: i for i, c in enumerate(self.classes)}
         keys = [c.item() if hasattr(c, "item") else c for c in y.tolist()]
         unknown = sorted({str(k) for k in keys if k not in index})

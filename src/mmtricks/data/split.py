@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from typing import Optional, Tuple
 
 import numpy as np
@@ -167,3 +168,15 @@ def subsample(df: pd.DataFrame, label: str, n: Optional[int], classification: bo
     except ValueError:
         keep, _ = train_test_split(np.arange(len(df)), train_size=n, random_state=seed)
     return df.iloc[np.sort(keep)]
+
+
+@dataclass
+class SharedSplit:
+    """What every member of a fit shares: the schema, the metric and the validation split."""
+
+    schema: object
+    metric: object
+    train_df: pd.DataFrame
+    val_df: pd.DataFrame
+    base: Optional[str]  # folder relative image paths of train_df resolve against
+    val_base: Optional[str]

@@ -22,6 +22,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from ..train.plan import FloorUnreachable
+
 CLASSIC_SHARE = 0.1  # at most this share of the time left goes to each classic member
 SELECTION_RESERVE = 5.0  # seconds kept for ensemble selection at the end
 
@@ -47,14 +49,16 @@ CLASSIC_KINDS = ("lightgbm", "linear")
 
 
 def pool_entries(names: list[str]) -> list[PoolEntry]:
-    """Entries for names: pool names, or any preset name (a network member)."""
+    """Entries for names: 'pool' (all of POOL), pool names, or any preset name (a network member)."""
     from ..errors import ConfigError, did_you_mean
     from ..presets import list_presets
 
     known = {e.name: e for e in POOL}
     out = []
     for name in names:
-        if name in known:
+        if name == "pool":
+            out.extend(e for e in POOL if e not in out)
+        elif name in known:
             out.append(known[name])
         elif name in CLASSIC_KINDS:
             out.append(PoolEntry(name, name))
@@ -79,14 +83,6 @@ def skip_reason(entry: PoolEntry, schema, train_df) -> Optional[str]:
         if not train_df[features].isna().any().any():
             return "no training cell is missing, so learnable stand-ins would never be used"
     return None
-
-
-class FloorUnreachable(RuntimeError):
-    """A network member's first timed steps show its share cannot hold the step floor."""
-
-    def __init__(self, seconds_per_step: float, min_steps: int, budget: float):
-        super().__init__(f"{min_steps} steps at {seconds_per_step:.2f} s need more than the {budget:.0f} s share")
-        self.seconds_per_step, self.min_steps, self.budget = seconds_per_step, min_steps, budget
 
 
 @dataclass

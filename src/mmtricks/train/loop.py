@@ -25,7 +25,7 @@ from .tricks.grad_clip import clip_gradients
 from .tricks.layer_decay import param_groups
 from .tricks.schedule import WarmupCosine
 from . import plan as planning
-from .plan import StepPlan, StepTimes, row_plan
+from .plan import FloorUnreachable, StepPlan, StepTimes, row_plan
 
 
 @dataclass
@@ -104,7 +104,7 @@ def train(net, train_loader, val_loader, val_labels: np.ndarray, *, cfg: MMConfi
           metric: Metric, run_dir: str, time_budget: Optional[float] = None, seed: int = 0,
           quiet: bool = False, log: Callable[[str], None] = print, resumable: bool = False,
           resume: bool = False, to_metric_units: Optional[Callable[[np.ndarray], np.ndarray]] = None,
-          class_weights: Optional[torch.Tensor] = None) -> FitResult:
+          class_weights: Optional[torch.Tensor] = None, require_floor: bool = False) -> FitResult:
     """Train ``net`` and return the soup of its best checkpoints.
 
     Args:
@@ -117,6 +117,8 @@ def train(net, train_loader, val_loader, val_labels: np.ndarray, *, cfg: MMConfi
         to_metric_units: maps the model's validation outputs to the units of ``val_labels``
             (regression: standardised values back to the label's scale).
         class_weights: per-class weights of the cross-entropy (None: unweighted).
+        require_floor: raise :class:`~mmtricks.train.plan.FloorUnreachable` as soon as the
+            time check shows ``time_budget`` cannot hold ``optim.min_steps`` steps.
     """
     from tqdm.auto import tqdm
 
@@ -219,6 +221,9 @@ def train(net, train_loader, val_loader, val_labels: np.ndarray, *, cfg: MMConfi
             times.add_opt(now() - t0)
             if not plan.checked and times.ready:
                 plan.check_time(step, budget(), times)
+                if require_floor and plan.horizon < min(plan.min_steps, plan.planned_steps()):
+                    bar.close()
+                    raise FloorUnreachable(plan.step_cost(plan.accumulate, times), plan.min_steps, budget())
                 follow_plan()
                 bar.total = plan.horizon
                 if plan.source == "time_limit":

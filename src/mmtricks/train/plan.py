@@ -33,6 +33,16 @@ from typing import Callable, Optional
 PROBE_MICRO_BATCHES = 4  # micro batches timed before a time-limited plan is checked (the first is not counted)
 
 
+class FloorUnreachable(RuntimeError):
+    """The first timed steps show the time budget cannot hold ``min_steps`` steps (pool members ask
+    for this: a member that cannot reach the floor is not trained at all)."""
+
+    def __init__(self, seconds_per_step: float, min_steps: int, budget: float):
+        super().__init__(f"{min_steps} steps at {seconds_per_step:.2f} s a step need more than the {budget:.0f} s "
+                         "share")
+        self.seconds_per_step, self.min_steps, self.budget = seconds_per_step, min_steps, budget
+
+
 def clock() -> float:
     """Wall-clock seconds; tests replace this module attribute with a fake clock."""
     return time.time()

@@ -1,0 +1,96 @@
+"""The model pool: members on one shared split, ensemble selection, time shares, skipping."""
+import numpy as np
+import pytest
+
+from mmtricks import MultimodalPredictor
+from mmtricks.ensemble.pool import POOL, pool_entries, skip_reason
+from mmtricks.errors import ConfigError
+from mmtricks.schema import infer_schema
+
+from conftest import make_table
+from test_plan import FakeClock, _fake_time
+
+TINY_POOL = ["lightgbm", "linear", "tiny"]
+
+
+@pytest.fixture(scope="module")
+def pool_fit(tmp_path_factory):
+    folder = str(tmp_path_factory.mktemp("pool"))
+    df = make_table(folder, n=120, kinds=("numerical", "categorical", "text"))
+    p = MultimodalPredictor(label="y", pool=TINY_POOL, verbosity=0, seed=2,
+                            overrides={"optim.max_epochs": 3}).fit(df)
+    return p, df
+
+
+def test_members_share_one_split_and_the_ensemble_beats_none_of_them_on_validation(pool_fit):
+    p, df = pool_fit
+    board = p.leaderboard()
+    assert list(board["model"]) == TINY_POOL + ["ensemble"]
+    members = board[board["model"] != "ensemble"]
+    assert members["weight"].sum() == pytest.approx(1.0)
+    assert board["val_score"].iloc[-1] >= members["val_score"].max()  # Caruana never ends below its best member
+    n_val = p.fit_info_["n_val"]
+    assert all(len(m.val_outputs) == n_val for m in p.members_)  # the same validation rows for everyone
+    net = p.members_[2].model
+    assert net.fit_info_["n_train"] == p.fit_info_["n_train"]
+
+
+def test_ensemble_predictions_are_the_weighted_blend(pool_fit):
+    p, df = pool_fit
+    proba = p.predict_proba(df).to_numpy()
+    blend = sum(m.weight * m.outputs(df.drop(columns="y")) for m in p.members_)
+    np.testing.assert_allclose(proba, blend, atol=1e-12)
+    assert set(p.predict(df)) <= set(df["y"])
+    scores = p.evaluate(df)
+    assert list(scores)[0] == "accuracy" and 0 <= scores["accuracy"] <= 1
+    board = p.leaderboard(df)
+    assert board["test_score"].iloc[-1] == pytest.approx(scores["accuracy"])
+    assert (board["predict_seconds"] >= 0).all()
+
+
+def test_pool_skips_members_the_data_cannot_feed(table_dir):
+    images_only = make_table(table_dir, n=20, kinds=("image",))
+    schema = infer_schema(images_only, "y")
+    assert "only images" in skip_reason(pool_entries(["lightgbm"])[0], schema, images_only)
+    assert "two" in skip_reason(pool_entries(["modality_dropout"])[0], schema, images_only)
+    full = make_table(table_dir, n=20, kinds=("numerical", "text"))
+    schema = infer_schema(full, "y")
+    assert "missing" in skip_reason(pool_entries(["learnable_embed"])[0], schema, full)
+    full.loc[3, "num_a"] = None
+    assert skip_reason(pool_entries(["learnable_embed"])[0], schema, full) is None
+    assert skip_reason(pool_entries(["baseline_plus"])[0], schema, full) is None
+
+
+def test_a_skipped_member_is_logged_and_the_rest_train(table_dir, capsys):
+    df = make_table(table_dir, n=80, kinds=("numerical", "categorical"))
+    p = MultimodalPredictor(label="y", pool=["linear", "modality_dropout"], verbosity=1,
+                            overrides={"optim.max_epochs": 1}).fit(df)
+    assert "skipping modality_dropout: dropping a modality needs at least two" in capsys.readouterr().out
+    assert [m.name for m in p.members_] == ["linear"]
+
+
+def test_pool_names_are_checked():
+    assert [e.name for e in pool_entries(["pool"])] == [e.name for e in POOL]
+    with pytest.raises(ConfigError, match="lightgbm"):
+        pool_entries(["lightgmb"])
+
+
+def test_preset_best_is_the_whole_pool():
+    from mmtricks.config import resolve
+
+    p = MultimodalPredictor(label="y", preset="best")
+    assert [e.name for e in p._pool_entries(resolve("best"))] == [e.name for e in POOL]
+
+
+def test_a_network_member_that_cannot_reach_the_floor_in_its_share_is_dropped(table_dir, monkeypatch, capsys):
+    df = make_table(table_dir, n=96, kinds=("numerical", "categorical"))
+    _fake_time(monkeypatch, FakeClock(slow=1.0, fast=1.0, n_slow=0))  # 1 s a training forward pass
+    overrides = {"optim.min_steps": 60, "optim.max_epochs": 40, "optim.batch_size": 8, "optim.micro_batch_size": 8,
+                 "optim.patience": 10**6}
+    p = MultimodalPredictor(label="y", pool=["tiny", "baseline+grad_clip"], time_limit=110, verbosity=1,
+                            overrides={**overrides, "tabular.token_dim": 8, "tabular.n_blocks": 1}).fit(df)
+    out = capsys.readouterr().out
+    assert "dropping ['baseline+grad_clip']" in out
+    assert [m.name for m in p.members_] == ["tiny"]
+    plan = p.members_[0].model.fit_info_["plan"]
+    assert plan["horizon"] >= 60 and plan["steps"] >= 60  # the member kept reached the floor
