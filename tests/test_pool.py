@@ -94,3 +94,66 @@ def test_a_network_member_that_cannot_reach_the_floor_in_its_share_is_dropped(ta
     assert [m.name for m in p.members_] == ["tiny"]
     plan = p.members_[0].model.fit_info_["plan"]
     assert plan["horizon"] >= 60 and plan["steps"] >= 60  # the member kept reached the floor
+
+
+def test_an_ensemble_saves_loads_and_predicts_identically(pool_fit, tmp_path):
+    import json
+    import os
+
+    p, df = pool_fit
+    path = p.save(str(tmp_path / "ens"))
+    loaded = MultimodalPredictor.load(path, verbosity=0)
+    np.testing.assert_array_equal(loaded.predict_proba(df).to_numpy(), p.predict_proba(df).to_numpy())
+    assert [m.weight for m in loaded.members_] == [m.weight for m in p.members_]
+    meta = json.load(open(os.path.join(path, "predictor.json")))
+    assert meta["format_version"] == 2 and meta["kind"] == "ensemble"
+    assert os.path.isfile(os.path.join(path, "members", "m0", "lightgbm.txt"))  # LightGBM's own text format
+    names = {n for _, _, files in os.walk(path) for n in files}
+    assert not {n for n in names if n.endswith((".pkl", ".pickle", ".pt", ".joblib"))}
+
+
+@pytest.mark.parametrize("attack", ["extra_file", "unknown_kind", "outside_folder"])
+def test_a_tampered_ensemble_is_refused(pool_fit, tmp_path, attack):
+    import json
+    import os
+
+    from mmtricks.errors import ModelLoadError
+
+    p, _ = pool_fit
+    path = p.save(str(tmp_path / "ens"))
+    meta_file = os.path.join(path, "predictor.json")
+    meta = json.load(open(meta_file))
+    if attack == "extra_file":
+        open(os.path.join(path, "members", "m1", "evil.py"), "w").write("raise SystemExit")
+    elif attack == "unknown_kind":
+        meta["members"][0]["kind"] = "pickled_forest"
+    else:
+        meta["members"][0]["folder"] = "../../elsewhere"
+    json.dump(meta, open(meta_file, "w"))
+    with pytest.raises(ModelLoadError):
+        MultimodalPredictor.load(path)
+
+
+def test_a_model_saved_in_format_1_still_loads():
+    import os
+
+    import pandas as pd
+
+    here = os.path.join(os.path.dirname(__file__), "data")
+    loaded = MultimodalPredictor.load(os.path.join(here, "model_format1"), verbosity=0)
+    rows = pd.read_csv(os.path.join(here, "model_format1_rows.csv"))
+    expected = pd.read_csv(os.path.join(here, "model_format1_proba.csv")).to_numpy()
+    np.testing.assert_allclose(loaded.predict_proba(rows).to_numpy(), expected, atol=1e-6)
+
+
+def test_cli_fits_a_pool_and_prints_the_leaderboard(table_dir, tmp_path, capsys):
+    from mmtricks.cli import main
+
+    df = make_table(table_dir, n=60, kinds=("numerical", "text"))
+    train = tmp_path / "train.parquet"
+    df.to_parquet(train)
+    assert main(["fit", "--train", str(train), "--label", "y", "--pool", "linear,lightgbm", "--out",
+                 str(tmp_path / "m"), "--test", str(train), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "ensemble" in out and "test_score" in out and "weight" in out
+    assert MultimodalPredictor.load(str(tmp_path / "m"), verbosity=0).members_[0].name == "linear"

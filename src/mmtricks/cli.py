@@ -21,7 +21,10 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--train", required=True, help="training table (CSV or Parquet)")
     fit.add_argument("--label", required=True, help="label column")
     fit.add_argument("--tuning", help="validation table (default: held out from --train)")
-    fit.add_argument("--preset", default="default", help="named preset (mmtricks presets)")
+    fit.add_argument("--preset", default="default",
+                     help="named preset (mmtricks presets); 'best' trains the model pool and ensembles it")
+    fit.add_argument("--pool", help="comma-separated pool members instead of one network, e.g. "
+                                    "lightgbm,linear,baseline_plus (see README 'Model pool')")
     fit.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="config override, e.g. --set optim.lr=3e-4 (repeatable; mmtricks config lists keys)")
     fit.add_argument("--time-limit", type=float, help="seconds for the whole fit")
@@ -91,6 +94,7 @@ def _run(args: argparse.Namespace) -> int:
             overrides=parse_overrides(args.overrides), time_limit=args.time_limit, seed=args.seed,
             column_types=parse_pairs(args.column_type, "--column-type COLUMN=KIND") or None, verbosity=1 if args.quiet else 2,
             work_dir=args.work_dir or args.out.rstrip("/") + ".work",
+            pool=[n.strip() for n in args.pool.split(",") if n.strip()] if args.pool else None,
         )
         predictor.fit(args.train, tuning_data=args.tuning, resume=args.resume)
         path = predictor.save(args.out)
@@ -99,6 +103,9 @@ def _run(args: argparse.Namespace) -> int:
             import shutil
 
             shutil.rmtree(predictor.work_dir, ignore_errors=True)
+        board = predictor.leaderboard(args.test) if args.test else predictor.leaderboard()
+        with _wide_pandas():
+            print(board.to_string(index=False))
         if args.test:
             print(json.dumps(predictor.evaluate(args.test), indent=2))
     elif args.command == "predict":
@@ -154,6 +161,12 @@ def _run(args: argparse.Namespace) -> int:
 
         print("\n".join(list_presets()))
     return 0
+
+
+def _wide_pandas():
+    import pandas as pd
+
+    return pd.option_context("display.width", 200, "display.max_columns", 30, "display.precision", 4)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -231,3 +231,6 @@ class LightGBMMember:
         member.booster_ = lgb.Booster(model_str=files[cls.MODEL_FILE])
         member.booster_.best_iteration = meta["best_iteration"]
         return member
+
+
+CLASSIC_MEMBERS = {LinearMember.kind: LinearMember, LightGBMMember.kind: LightGBMMember}

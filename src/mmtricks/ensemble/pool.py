@@ -108,7 +108,7 @@ def fit_pool(entries: list[PoolEntry], *, schema, train_df, val_df, y_train, y_v
              deadline: Optional[float], fit_network: Callable[[PoolEntry, Optional[float]], Member],
              log: Callable[[str], None], threads: int = 0) -> list[Member]:
     """Train every entry that fits the data; see the module doc for the time plan."""
-    from .classic import LightGBMMember, LinearMember
+    from .classic import CLASSIC_MEMBERS
 
     def left() -> Optional[float]:
         return None if deadline is None else deadline - time.time() - SELECTION_RESERVE
@@ -124,9 +124,8 @@ def fit_pool(entries: list[PoolEntry], *, schema, train_df, val_df, y_train, y_v
     for entry in [e for e in usable if e.kind in CLASSIC_KINDS]:
         start = time.time()
         budget = None if deadline is None else max(1.0, CLASSIC_SHARE * left())
-        cls = LightGBMMember if entry.kind == "lightgbm" else LinearMember
         kwargs = {"threads": threads} if entry.kind == "lightgbm" else {}
-        model = cls(schema, seed=seed, **kwargs).fit(train_df, y_train, val_df, y_val, time_budget=budget)
+        model = CLASSIC_MEMBERS[entry.kind](schema, seed=seed, **kwargs).fit(train_df, y_train, val_df, y_val, time_budget=budget)
         out = model.outputs(val_df)
         members.append(Member(entry.name, entry.kind, model, out, float(metric.fn(y_val, out)),
                               round(time.time() - start, 2)))
