@@ -12,6 +12,12 @@
 # standard profile about 6.3-7.1 hours for its core runs plus about 7.1 hours for its ablation
 # (the estimate in src/mmtricks/bench/profiles.py). Env SEEDS / MISSING_SEEDS /
 # STANDARD_SEEDS narrow the seeds; SKIP_STANDARD=1 leaves the standard runs out.
+# Optional additions (off by default; docs/benchmarks.md, "Pool comparison"):
+#   WITH_STACK=1  adds the autogluon_stack peer (AutoGluon's multimodal stack) to the core runs of
+#                 both profiles (the core list itself is unchanged).
+#   POOL=1        runs the pool comparison into docs/bench/pool: mmtricks' pool preset `best` next to
+#                 baseline_plus, linear and the three AutoGluon peers (POOL_PROFILE, default standard;
+#                 POOL_SEEDS, default 0,1,2), then splices its report into docs/benchmarks.md.
 set -euo pipefail
 DATA=${1:-../shared/data}
 DOC=docs/benchmarks.md
@@ -21,6 +27,7 @@ STANDARD=docs/bench/standard
 CORE=baseline,baseline_plus,linear,autogluon_tabular,autogluon_mm
 ABLATION=baseline+greedy_soup,baseline+grad_clip,baseline+warmup,baseline+layer_decay
 MISSING_CONFIGS=baseline_plus,modality_dropout,learnable_embed,modality_dropout_learnable
+if [ "${WITH_STACK:-0}" = 1 ]; then CORE="$CORE,autogluon_stack"; fi  # optional, see the header
 
 mmtricks bench --profile quick --data-dir "$DATA" --seeds "${SEEDS:-0,1,2}" --threads 2 \
   --configs "$CORE,$ABLATION" --out "$QUICK"
@@ -35,4 +42,12 @@ if [ "${SKIP_STANDARD:-0}" != 1 ]; then
   mmtricks bench --profile standard --data-dir "$DATA" --seeds "${STANDARD_SEEDS:-0,1,2}" --threads 2 \
     --configs "$ABLATION" --out "$STANDARD"
   mmtricks bench report "$STANDARD" --doc "$DOC"
+fi
+if [ "${POOL:-0}" = 1 ]; then
+  # Pool comparison (optional): the pool preset and AutoGluon's multimodal stack, same rows and limits.
+  POOL_DIR=docs/bench/pool
+  POOL_CONFIGS=best,baseline_plus,linear,autogluon_tabular,autogluon_mm,autogluon_stack
+  mmtricks bench --profile "${POOL_PROFILE:-standard}" --data-dir "$DATA" --seeds "${POOL_SEEDS:-0,1,2}" \
+    --threads 2 --configs "$POOL_CONFIGS" --out "$POOL_DIR"
+  mmtricks bench report "$POOL_DIR" --doc "$DOC"
 fi

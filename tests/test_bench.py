@@ -189,9 +189,13 @@ FAKE_PEER = (  # a stand-in for bench/peers/autogluon_run.py: right for even tes
     "path = os.path.join(req['out_dir'], 'predictions.parquet')\n"
     "pd.DataFrame([[float(g == c) for c in classes] for g in guess], columns=classes).to_parquet(path)\n"
     "print('some log line')\n"
+    "board = {'best': 'WeightedEnsemble_L2', 'automm_trained': True, 'failures': [],\n"
+    "         'models': [{'model': 'WeightedEnsemble_L2', 'score_val': 0.9, 'fit_s': 0.1, 'stack_level': 2},\n"
+    "                    {'model': 'MultiModalPredictor', 'score_val': 0.8, 'fit_s': 20.0, 'stack_level': 1}]}\n"
     "print(json.dumps({'status': 'ok', 'metric': req['metric'], 'predictions': path, 'classes': classes,\n"
     "                  'n_test': len(y), 'fit_seconds': 1.0, 'predict_seconds': 0.5, 'rows_per_s': 60.0,\n"
     "                  'peak_rss_mb': 10.0, 'versions': {'autogluon': 'fake'}, 'kind': req['kind'],\n"
+    "                  **({'leaderboard': board} if req['kind'] == 'stack' else {}),\n"
     "                  'request': os.path.abspath(sys.argv[2])}))\n")
 
 
@@ -227,6 +231,198 @@ def test_peer_script_contract_and_missingness_grid(tmp_path, monkeypatch):
     assert "## Missing modalities" in report and "test 0.5" in report and "train 0.5" in report
     assert "AutoGluon peers' own virtualenv: autogluon fake" in report
     assert (out / "plots" / "missingness.png").is_file()
+
+
+def test_autogluon_stack_gets_the_same_rows_and_limit_and_its_leaderboard_is_kept(tmp_path, monkeypatch):
+    """autogluon_stack: the request of autogluon_mm with kind 'stack'; the stack's leaderboard lands on the line."""
+    from mmtricks.bench.configs import AUTOGLUON_KIND, check_configs, config_kind
+
+    assert check_configs(["autogluon_stack", "best"]) == ["autogluon_stack", "best"]
+    assert config_kind("autogluon_stack") == "peer" and config_kind("best") == "preset"
+    assert AUTOGLUON_KIND["autogluon_stack"] == "stack"
+    data, out = tmp_path / "data", tmp_path / "out"
+    _write_set(str(data))  # numbers, a category, text and relative image paths
+    fake = tmp_path / "fake_peer.py"
+    fake.write_text(FAKE_PEER)
+    monkeypatch.setenv("MMTRICKS_AUTOGLUON_PYTHON", sys.executable)
+    monkeypatch.setenv("MMTRICKS_AUTOGLUON_SCRIPT", str(fake))
+    assert _bench(data, out, "--configs", "autogluon_tabular,autogluon_mm,autogluon_stack", "--time-limit", "30",
+                  "--report") == 0
+    lines = {r["config"]: r for r in read_results(str(out))}
+    assert all(r["status"] == "ok" for r in lines.values())
+    runs = out / "scratch" / "quick" / "syn" / "seed0" / "runs"
+    req = {c: json.loads((runs / f"{c}_m0" / "t0" / "request.json").read_text()) for c in lines}
+    assert [req[c]["kind"] for c in ("autogluon_tabular", "autogluon_mm", "autogluon_stack")] == [
+        "tabular", "multimodal", "stack"]
+    for key in ("train_path", "test_path", "base_dir", "max_train_rows", "time_limit", "seed", "image_columns",
+                "text_columns", "tabular_columns", "text_backbone", "image_backbone", "text_max_length",
+                "image_size", "label", "problem_type", "metric", "num_threads"):
+        assert req["autogluon_stack"][key] == req["autogluon_mm"][key] == req["autogluon_tabular"][key], key
+    assert req["autogluon_stack"]["time_limit"] == 30 and req["autogluon_stack"]["max_train_rows"] == 2000
+    assert req["autogluon_stack"]["image_columns"] == ["img"] and req["autogluon_stack"]["text_columns"] == ["txt"]
+    stack = lines["autogluon_stack"]
+    assert stack["score"] == 0.5 and stack["versions"] == {"autogluon": "fake"} and stack["time_limit"] == 30
+    assert stack["leaderboard"]["best"] == "WeightedEnsemble_L2" and "leaderboard" not in stack["peer_output"]
+    assert [m["model"] for m in stack["leaderboard"]["models"]] == ["WeightedEnsemble_L2", "MultiModalPredictor"]
+    assert "leaderboard" not in lines["autogluon_mm"]
+    report = (out / "report.md").read_text()
+    assert "| autogluon_mm | peer |" in report and "| autogluon_stack | peer |" in report
+    assert report.index("| autogluon_mm | peer |") < report.index("| autogluon_stack | peer |") < report.index(
+        "| autogluon_tabular | peer |")  # the peers side by side
+    assert "## Ensembles" in report and "| syn | 1 | WeightedEnsemble_L2 | 1 | 0.8000 |" in report
+
+    # What the peer script builds for TabularPredictor.fit (AutoGluon is not installed here: the script's own
+    # functions, run by this interpreter in a child process, as the script imports nothing from AutoGluon at the top).
+    frame = pd.read_parquet(req["autogluon_stack"]["train_path"])
+    assert not os.path.isabs(frame["img"].iloc[0])  # the data set keeps relative paths
+    code = """
+import json, sys
+import pandas as pd
+sys.path.insert(0, sys.argv[1])
+import autogluon_run as a
+req = json.load(open(sys.argv[2]))
+train = pd.read_parquet(req["train_path"])
+automm = a.automm_hyperparameters(req, "/models/minilm", "/models/effnet")
+multimodal = {"NN_TORCH": {}, "GBM": [{}, {"extra_trees": True}], "CAT": {}, "XGB": {}, "AG_AUTOMM": {}}
+hp = a.stack_hyperparameters(multimodal, automm, req["seed"])
+board = pd.DataFrame({"model": ["WeightedEnsemble_L2", "LightGBM", "MultiModalPredictor"],
+                      "score_val": [0.91, 0.9, 0.85], "eval_metric": "accuracy", "fit_time_marginal": [0.1, 2.0, 40.0],
+                      "fit_time": [42.1, 2.0, 40.0], "stack_level": [2, 1, 1]})
+fails = pd.DataFrame({"model": ["CatBoost"], "exc_type": ["TimeLimitExceeded"]})
+special = a.stack_special_types(req["image_columns"], req["text_columns"])
+print(json.dumps({"hp": hp, "automm": automm, "special": special,
+                  "paths": list(a.absolutize(train, req["image_columns"], a.Path(req["base_dir"]))["img"]),
+                  "board": a.compact_leaderboard(board, "WeightedEnsemble_L2", fails), "kinds": list(a.KINDS)}))
+"""
+    done = subprocess.run([sys.executable, "-c", code, PEER_SCRIPT_DIR, str(runs / "autogluon_stack_m0" / "t0" /
+                                                                            "request.json")],
+                          capture_output=True, text=True, check=True)
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    assert "stack" in got["kinds"]
+    # AutoGluon's multimodal config kept, AG_AUTOMM given the autogluon_mm peer's hyperparameters (and the seed).
+    assert {k: v for k, v in got["hp"].items() if k != "AG_AUTOMM"} == {
+        "NN_TORCH": {}, "GBM": [{}, {"extra_trees": True}], "CAT": {}, "XGB": {}}
+    assert got["hp"]["AG_AUTOMM"] == {**got["automm"], "seed": 0}
+    automm = got["hp"]["AG_AUTOMM"]
+    assert automm["model.hf_text.checkpoint_name"] == "/models/minilm"
+    assert automm["model.timm_image.checkpoint_name"] == "/models/effnet"
+    assert automm["model.hf_text.text_trivial_aug_maxscale"] == 0.0 and automm["optim.lemda.turn_on"] is False
+    assert automm["model.hf_text.max_text_len"] == 64 and automm["model.timm_image.image_size"] == 128  # quick
+    # Image columns declared as AutoGluon's image_path special type, text as text; paths absolute and existing.
+    assert got["special"] == {"img": ["image_path"], "txt": ["text"]}
+    assert all(os.path.isabs(p) and os.path.isfile(p) for p in got["paths"])
+    assert got["board"] == {
+        "eval_metric": "accuracy", "score_form": "higher is better", "best": "WeightedEnsemble_L2",
+        "models": [{"model": "WeightedEnsemble_L2", "score_val": 0.91, "fit_s": 0.1, "stack_level": 2},
+                   {"model": "LightGBM", "score_val": 0.9, "fit_s": 2.0, "stack_level": 1},
+                   {"model": "MultiModalPredictor", "score_val": 0.85, "fit_s": 40.0, "stack_level": 1}],
+        "failures": [{"model": "CatBoost", "exc_type": "TimeLimitExceeded"}], "automm_trained": True}
+
+
+STUB_AUTOGLUON = {  # just enough of AutoGluon's API for autogluon_run.py's stack kind; records what it was given
+    "autogluon/__init__.py": "",
+    "autogluon/core/__init__.py": "__version__ = '0.0-stub'\n",
+    "autogluon/tabular/configs/__init__.py": "",
+    "autogluon/tabular/configs/hyperparameter_configs.py": (
+        "def get_hyperparameter_config(name):\n"
+        "    assert name == 'multimodal', name\n"
+        "    return {'NN_TORCH': {}, 'GBM': [{}, {'extra_trees': True}], 'CAT': {}, 'XGB': {}, 'AG_AUTOMM': {}}\n"),
+    "autogluon/tabular/models/__init__.py": (
+        "class MultiModalPredictorModel:\n    minimum_num_gpus = 1\n    gpu_required = True\n"),
+    "autogluon/tabular/__init__.py": (
+        "import json, os\n"
+        "import pandas as pd\n"
+        "class FeatureMetadata:\n"
+        "    def __init__(self, special):\n        self.special = special\n"
+        "    @classmethod\n"
+        "    def from_df(cls, df):\n        return cls({c: [] for c in df.columns})\n"
+        "    def add_special_types(self, types):\n"
+        "        new = {k: list(v) for k, v in self.special.items()}\n"
+        "        for c, t in types.items():\n            new[c] += t\n"
+        "        return FeatureMetadata(new)\n"
+        "    def get_feature_types_special(self, c):\n        return list(self.special[c])\n"
+        "    def get_features(self):\n        return list(self.special)\n"
+        "class TabularPredictor:\n"
+        "    model_best = 'WeightedEnsemble_L2'\n"
+        "    def __init__(self, **kwargs):\n        self.init = kwargs\n"
+        "    def fit(self, train, **kwargs):\n"
+        "        self.classes = sorted(train[self.init['label']].unique())\n"
+        "        hp = {k if isinstance(k, str) else k.__module__ + '.' + k.__name__: v\n"
+        "              for k, v in kwargs['hyperparameters'].items()}\n"
+        "        record = {'init': {k: v for k, v in self.init.items()}, 'hyperparameters': hp,\n"
+        "                  'time_limit': kwargs['time_limit'], 'special': kwargs['feature_metadata'].special,\n"
+        "                  'n_train': len(train), 'columns': list(train.columns), 'images': list(train['img'])}\n"
+        "        json.dump(record, open(os.environ['STUB_RECORD'], 'w'))\n"
+        "        return self\n"
+        "    def predict_proba(self, df):\n"
+        "        return pd.DataFrame([[1.0 / len(self.classes)] * len(self.classes)] * len(df), columns=self.classes)\n"
+        "    def leaderboard(self):\n"
+        "        return pd.DataFrame({'model': ['WeightedEnsemble_L2', 'MultiModalPredictor', 'LightGBM'],\n"
+        "                             'score_val': [0.9, 0.8, 0.7], 'eval_metric': 'accuracy',\n"
+        "                             'fit_time_marginal': [0.1, 30.0, 1.0], 'stack_level': [2, 1, 1]})\n"
+        "    def model_failures(self):\n"
+        "        return pd.DataFrame({'model': ['CatBoost'], 'exc_type': ['TimeLimitExceeded']})\n"
+        "    def model_names(self):\n        return list(self.leaderboard()['model'])\n"),
+}
+
+
+def test_autogluon_stack_script_calls_tabular_predictor_as_documented(tmp_path):
+    """The real peer script, kind 'stack', against a stub of AutoGluon's API: what reaches TabularPredictor.fit."""
+    from mmtricks.bench.autogluon import build_request, parse_output
+    from mmtricks.bench.profiles import get_profile
+
+    stub = tmp_path / "stub"
+    for rel, text in STUB_AUTOGLUON.items():
+        (stub / rel).parent.mkdir(parents=True, exist_ok=True)
+        (stub / rel).write_text(text)
+    text_dir, image_dir = tmp_path / "minilm", tmp_path / "effnet"
+    for folder in (text_dir, image_dir):
+        folder.mkdir()
+        (folder / "config.json").write_text("{}")
+    (image_dir / "pytorch_model.bin").write_bytes(b"")
+    data = tmp_path / "data"
+    _write_set(str(data), n_train=60, n_test=20)
+    ds = load_dataset("syn", data_dir=str(data))
+    profile = get_profile("quick")
+    request = build_request("stack", os.path.join(ds.base_dir, "train.parquet"), os.path.join(ds.base_dir,
+                            "test.parquet"), ds, profile, 45.0, 3, str(tmp_path / "out"))
+    request.update(text_backbone=str(text_dir), image_backbone=str(image_dir), max_train_rows=50)
+    (tmp_path / "request.json").write_text(json.dumps(request))
+    env = dict(os.environ, PYTHONPATH=str(stub), STUB_RECORD=str(tmp_path / "record.json"))
+    done = subprocess.run([sys.executable, os.path.join(PEER_SCRIPT_DIR, "autogluon_run.py"), "--request",
+                           str(tmp_path / "request.json")], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr[-3000:] + done.stdout
+    assert len(done.stdout.strip().splitlines()) == 1  # one JSON line on stdout, the rest on stderr
+    record = json.loads((tmp_path / "record.json").read_text())
+    assert record["time_limit"] == 45.0 and record["n_train"] == 50  # the request's limit and row cap
+    assert record["init"]["label"] == "y" and record["init"]["problem_type"] == "multiclass"
+    assert record["init"]["eval_metric"] == "accuracy" and record["init"]["learner_kwargs"] == {"random_state": 3}
+    assert record["special"]["img"] == ["image_path"] and record["special"]["txt"] == ["text"]
+    assert record["special"]["num_a"] == [] and "y" not in record["special"]
+    assert all(os.path.isabs(p) and os.path.isfile(p) for p in record["images"])  # resolved against base_dir
+    hp = record["hyperparameters"]
+    # No GPU: AG_AUTOMM goes in as the CPU subclass, with the multimodal kind's hyperparameters and the seed.
+    assert "AG_AUTOMM" not in hp and set(hp) == {"NN_TORCH", "GBM", "CAT", "XGB",
+                                                  "ag_cpu_automm.CPUMultiModalPredictorModel"}
+    automm = hp["ag_cpu_automm.CPUMultiModalPredictorModel"]
+    assert automm["model.hf_text.checkpoint_name"] == str(text_dir.resolve()) and automm["seed"] == 3
+    assert automm["model.timm_image.checkpoint_name"] == str(image_dir.resolve())
+    assert automm["model.hf_text.text_trivial_aug_maxscale"] == 0.0
+    assert automm["model.hf_text.max_text_len"] == 64 and automm["model.timm_image.image_size"] == 128
+
+    out = parse_output(done.stdout)
+    assert out["status"] == "ok" and out["n_scored"] == 20 and out["versions"]["autogluon"] == "0.0-stub"
+    assert out["leaderboard"]["best"] == "WeightedEnsemble_L2" and out["leaderboard"]["automm_trained"] is True
+    assert out["leaderboard"]["failures"] == [{"model": "CatBoost", "exc_type": "TimeLimitExceeded"}]
+    assert [m["fit_s"] for m in out["leaderboard"]["models"]] == [0.1, 30.0, 1.0]
+    settings = out["settings"]
+    assert "CPUMultiModalPredictorModel" in settings["automm_model"] and "weights_check_error" in settings
+
+    # With automm_on_cpu false, AutoGluon's own AG_AUTOMM key (which a CPU-only machine skips).
+    (tmp_path / "request.json").write_text(json.dumps({**request, "automm_on_cpu": False}))
+    subprocess.run([sys.executable, os.path.join(PEER_SCRIPT_DIR, "autogluon_run.py"), "--request",
+                    str(tmp_path / "request.json")], capture_output=True, text=True, env=env, check=True)
+    assert "AG_AUTOMM" in json.loads((tmp_path / "record.json").read_text())["hyperparameters"]
 
 
 def test_peer_output_is_scored_by_the_harness(tmp_path):
@@ -454,6 +650,58 @@ def test_fit_summary_keeps_plan_last_lr_and_validation_count():
     before_plans = fit_summary({"steps": 0, "epochs": 0.0, "stopped": "time_limit", "train_seconds": 1.0})
     assert before_plans["plan"] is None and before_plans["last_lr"] is None and before_plans["n_validations"] == 0
     assert before_plans["seconds_per_step"] is None
+
+
+def test_fit_summary_of_a_pool_keeps_members_and_weights(tmp_path):
+    """A pool predictor (members + ensemble, no history): the summary keeps each member and its weight."""
+    from mmtricks.bench.worker import _fit, fit_summary, member_fit_infos
+    from mmtricks.predictor import MultimodalPredictor
+
+    df = make_table(str(tmp_path), n=80, kinds=("numerical", "categorical", "text"))
+    predictor = MultimodalPredictor(label="y", pool=["linear", "lightgbm"], verbosity=0).fit(df)
+    summary = fit_summary(predictor.fit_info_, member_fit_infos(predictor))
+    assert [m["name"] for m in summary["members"]] == ["linear", "lightgbm"]
+    assert [m["weight"] for m in summary["members"]] == [m["weight"] for m in predictor.fit_info_["members"]]
+    assert sum(m["weight"] for m in summary["members"]) == pytest.approx(1.0)
+    assert all(set(m) == {"name", "kind", "weight", "val_score", "fit_seconds"} for m in summary["members"])
+    assert summary["ensemble"] == predictor.fit_info_["ensemble"] and summary["val_score"] == predictor.fit_info_[
+        "val_score"]
+    assert summary["steps"] is None and summary["seconds_per_step"] is None and summary["n_validations"] == 0
+
+    # The worker fits preset 'best' (here with two classic members) and records the same.
+    req = {"config": "best", "label": "y", "problem_type": "multiclass", "metric": "accuracy",
+           "overrides": {"ensemble.members": "linear,lightgbm"}, "time_limit": None, "seed": 0,
+           "image_columns": [], "text_columns": ["txt"], "tabular_columns": ["num_a", "num_b", "cat_a"],
+           "base_dir": str(tmp_path)}
+    info, classes, predict, summary = _fit(req, df)
+    assert [m["name"] for m in summary["members"]] == ["linear", "lightgbm"] and info["members"]
+    assert summary["ensemble"]["method"] and sorted(classes) == ["a", "b", "c"]
+    assert predict(df.drop(columns=["y"]).head(5)).shape == (5, 3)
+
+    # A network member's own fit facts join its row; a classic member's row stays as it was.
+    plan = {"micro_batch": 32, "accumulate": 1, "floor_reached": False}
+    info = {"val_score": 0.9, "ensemble": {"method": "caruana"},
+            "members": [{"name": "baseline_plus", "kind": "network", "weight": 0.7, "val_score": 0.88,
+                         "fit_seconds": 50},
+                        {"name": "lightgbm", "kind": "lightgbm", "weight": 0.3, "val_score": 0.8, "fit_seconds": 2}]}
+    child = {"steps": 100, "epochs": 4.0, "stopped": "time_limit", "train_seconds": 40.0, "plan": plan, "history": []}
+    got = fit_summary(info, {"baseline_plus": child})
+    assert got["members"][0] == {"name": "baseline_plus", "kind": "network", "weight": 0.7, "val_score": 0.88,
+                                 "fit_seconds": 50, "steps": 100, "epochs": 4.0, "stopped": "time_limit",
+                                 "seconds_per_step": 0.4, "floor_reached": False}
+    assert got["members"][1] == info["members"][1]
+    assert "members" not in fit_summary({"steps": 1, "train_seconds": 1.0})  # one network: as before
+
+
+def test_report_lists_pool_members(tmp_path):
+    members = [{"name": "lightgbm", "kind": "lightgbm", "weight": 0.25, "val_score": 0.7, "fit_seconds": 2.0},
+               {"name": "baseline_plus", "kind": "network", "weight": 0.75, "val_score": 0.8, "fit_seconds": 60.0}]
+    lines = [_line("a", "best", seed, 0.8, "image+text", fit_summary={"members": members, "plan": None})
+             for seed in (0, 1)]
+    lines.append(_line("a", "baseline", 0, 0.7, "image+text"))
+    _, report = _report(tmp_path, lines)
+    assert "## Ensembles" in report
+    assert "| a | best | 2 | lightgbm 0.25 (val 0.7000, 2 of 2); baseline_plus 0.75 (val 0.8000, 2 of 2) |" in report
 
 
 def test_source_commit_and_dirty_flag(tmp_path):

@@ -157,3 +157,38 @@ def test_cli_fits_a_pool_and_prints_the_leaderboard(table_dir, tmp_path, capsys)
     out = capsys.readouterr().out
     assert "ensemble" in out and "test_score" in out and "weight" in out
     assert MultimodalPredictor.load(str(tmp_path / "m"), verbosity=0).members_[0].name == "linear"
+
+
+def _ray_listeners() -> list[str]:
+    """Addresses Ray's own processes listen on (``ss -ltnp``)."""
+    import subprocess
+
+    out = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True).stdout
+    return [line.split()[3] for line in out.splitlines()
+            if any(k in line for k in ("raylet", "gcs_server", "ray::", "dashboard"))]
+
+
+@pytest.mark.skipif(__import__("importlib").util.find_spec("ray") is None, reason="ray is not installed")
+def test_ray_trains_members_in_parallel_to_the_same_ensemble_as_sequential(tmp_path):
+    import shutil
+
+    df = make_table(str(tmp_path), n=80, kinds=("numerical", "categorical"))
+    small = {"optim.max_epochs": 2, "tabular.token_dim": 8, "tabular.n_blocks": 1, "tabular.n_heads": 2}
+    runs = {}
+    for executor in ("local", "ray"):
+        p = MultimodalPredictor(label="y", pool=["linear", "baseline_plus", "baseline"], seed=4, verbosity=0,
+                                overrides={**small, "ensemble.executor": executor},
+                                work_dir=str(tmp_path / executor)).fit(df)
+        runs[executor] = p
+    import ray
+
+    try:
+        assert ray.is_initialized()
+        if shutil.which("ss"):
+            listeners = _ray_listeners()
+            assert listeners and all(a.startswith(("127.", "[::ffff:127.", "[::1]")) for a in listeners), listeners
+    finally:
+        ray.shutdown()
+    local, remote = runs["local"], runs["ray"]
+    assert [m.weight for m in remote.members_] == [m.weight for m in local.members_]
+    np.testing.assert_array_equal(remote.predict_proba(df).to_numpy(), local.predict_proba(df).to_numpy())

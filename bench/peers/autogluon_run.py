@@ -4,6 +4,9 @@
 
 request.json fields:
     kind            "multimodal" (MultiModalPredictor) | "tabular" (TabularPredictor, medium_quality)
+                    | "stack" (TabularPredictor with AutoGluon's "multimodal" hyperparameters: its
+                    MultiModalPredictor (AG_AUTOMM, given the multimodal kind's hyperparameters)
+                    in a weighted ensemble with NN_TORCH, LightGBM x3, CatBoost, XGBoost)
     train_path      parquet with the training rows (label included)
     test_path       parquet with the test rows (the label column is dropped before predicting)
     base_dir        folder that relative image paths resolve against
@@ -24,12 +27,15 @@ request.json fields:
                     n-gram / text-special features are built). Default: AutoGluon infers.
     tabular_columns list; when given, features = image + text + tabular columns (others dropped)
     max_train_rows  int; train is subsampled (seeded) to at most this many rows
-    image_size      int; multimodal model.timm_image.image_size
+    image_size      int; multimodal / stack AG_AUTOMM model.timm_image.image_size
     profile         free text, echoed in settings
     batch_size      multimodal env.per_gpu_batch_size (default 32)
     num_workers     multimodal dataloader workers (default 2, AutoGluon's default)
     num_threads     torch.set_num_threads (default: torch's default)
-    hyperparameters extra MultiModalPredictor hyperparameters, applied last
+    hyperparameters extra MultiModalPredictor hyperparameters, applied last (stack: to AG_AUTOMM's)
+    automm_on_cpu   stack only (default true): without a GPU, train AG_AUTOMM through
+                    ag_cpu_automm.CPUMultiModalPredictorModel (GPU requirement lifted); false
+                    leaves AutoGluon's AG_AUTOMM, which a CPU-only machine skips
 
 Output: <out_dir>/predictions.parquet, one row per test row in test-file order. Classification:
 one probability column per class, named str(class), in AutoGluon's class order; regression: one
@@ -39,7 +45,8 @@ mmtricks.bench.scoring.score_outputs, the function that scores every other bench
 stdout: exactly one JSON line at the end: {"status":"ok","metric","predictions": path,
 "classes": [class, ...] (AutoGluon's order; [] for regression),"n_train","n_test","fit_seconds",
 "predict_seconds","rows_per_s","peak_rss_mb",...,"versions","settings","request": path of the
-request file}, or {"status":"error","error":"Type: message"} with exit code 1.
+request file} (kind stack also "leaderboard": compact_leaderboard of the stack), or
+{"status":"error","error":"Type: message"} with exit code 1.
 Everything AutoGluon, Lightning or C libraries print goes to stderr (fd 1 is pointed at fd 2
 while AutoGluon runs).
 """
@@ -64,7 +71,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 # mmtricks metric name -> AutoGluon eval_metric name
@@ -80,6 +87,7 @@ AG_METRIC = {
     "mae": "mean_absolute_error",
 }
 PREDICTIONS_FILE = "predictions.parquet"  # in out_dir; read and scored by mmtricks.bench.autogluon
+KINDS = ("multimodal", "tabular", "stack")
 REQUIRED = ("kind", "train_path", "test_path", "label", "problem_type", "metric", "time_limit", "out_dir")
 
 
@@ -213,17 +221,121 @@ def check_text_weights(predictor, folder: str) -> dict[str, Any]:
     return {"checked": False}
 
 
+def backbones(req: dict[str, Any], image_cols: list[str]) -> tuple[str, str]:
+    """(text folder, image folder) of the request, checked: the local MiniLM and EfficientNet folders."""
+    text_backbone = req.get("text_backbone") or default_text_backbone()
+    image_backbone = req.get("image_backbone") or default_image_backbone()
+    for what, folder in (("text_backbone", text_backbone), ("image_backbone", image_backbone)):
+        if not (Path(folder) / "config.json").is_file():
+            raise FileNotFoundError(f"{what} {folder} has no config.json (run setup_autogluon.sh)")
+    if image_cols and not (Path(image_backbone) / "pytorch_model.bin").is_file():
+        raise FileNotFoundError(f"image_backbone {image_backbone} has no pytorch_model.bin, the only "
+                                "file AutoGluon 1.6.3 loads from a local timm folder")
+    return text_backbone, image_backbone
+
+
+def automm_hyperparameters(req: dict[str, Any], text_backbone: str, image_backbone: str) -> dict[str, Any]:
+    """MultiModalPredictor hyperparameters: local backbones, text augmentation off, CPU settings.
+
+    The ``multimodal`` peer passes them to ``MultiModalPredictor.fit(hyperparameters=...)``;
+    the ``stack`` peer passes the same dict as the AG_AUTOMM model's hyperparameters, which
+    AutoGluon's wrapper hands to ``MultiModalPredictor.fit`` (it sets ``env.num_gpus`` itself).
+    """
+    workers = int(req.get("num_workers") if req.get("num_workers") is not None else 2)
+    hp: dict[str, Any] = {
+        "model.hf_text.checkpoint_name": str(Path(text_backbone).resolve()),
+        "model.timm_image.checkpoint_name": str(Path(image_backbone).resolve()),
+        # Text TrivialAugment (default maxscale 0.1) calls nltk.download(); offline that fails
+        # and the augmenter silently leaves/replaces rows. 0 disables it (no augmenter built).
+        "model.hf_text.text_trivial_aug_maxscale": 0.0,
+        "optim.lemda.turn_on": False,  # feature-space augmentation: off (AutoGluon's default)
+        "env.num_gpus": 0,
+        "env.accelerator": "cpu",
+        "env.precision": 32,  # default "16-mixed" is for GPUs (AutoGluon forces 32 on CPU anyway)
+        "env.per_gpu_batch_size": int(req.get("batch_size") or 32),
+        "env.num_workers": workers,
+        "env.num_workers_inference": workers,
+    }
+    if req.get("text_max_length"):
+        hp["model.hf_text.max_text_len"] = int(req["text_max_length"])
+    if req.get("image_size"):
+        hp["model.timm_image.image_size"] = int(req["image_size"])
+    hp.update(req.get("hyperparameters") or {})
+    return hp
+
+
+AUTOMM_KEY = "AG_AUTOMM"  # TabularPredictor's model key for MultiModalPredictor
+
+
+def stack_hyperparameters(multimodal_config: dict[str, Any], automm: dict[str, Any], seed: int,
+                          automm_model: Any = AUTOMM_KEY) -> dict[str, Any]:
+    """TabularPredictor ``hyperparameters`` of the stack: AutoGluon's ``multimodal`` config as it is
+    (``get_hyperparameter_config("multimodal")``: NN_TORCH, three GBM, CAT, XGB, AG_AUTOMM), with
+    the AG_AUTOMM entry replaced by ``automm`` (plus ``seed``, which AutoGluon's wrapper passes to
+    ``MultiModalPredictor.fit(seed=...)``) under the key ``automm_model`` (the AG_AUTOMM key, or
+    the CPU model class of ``ag_cpu_automm.py``)."""
+    if AUTOMM_KEY not in multimodal_config:
+        raise ValueError(f"AutoGluon's multimodal config has no {AUTOMM_KEY} entry: "
+                         f"{sorted(map(str, multimodal_config))}")
+    hp = {k: v for k, v in multimodal_config.items() if k != AUTOMM_KEY}
+    hp[automm_model] = {**automm, "seed": int(seed)}
+    return hp
+
+
+def stack_special_types(image_cols: list[str], text_cols: list[str]) -> dict[str, list[str]]:
+    """Special types for ``FeatureMetadata.add_special_types``: image columns ``image_path``
+    (AutoGluon's wrapper turns them into MultiModalPredictor's ``image_path`` column type; the
+    other models ignore them), text columns ``text``."""
+    special = {c: ["image_path"] for c in image_cols}
+    special.update({c: ["text"] for c in text_cols if c not in special})
+    return special
+
+
+def compact_leaderboard(board, best: Optional[str] = None, failures=None) -> dict[str, Any]:
+    """The stack's ``leaderboard()`` as a small JSON object for the result line.
+
+    ``models``: one ``{"model", "score_val", "fit_s", "stack_level"}`` per model, best
+    validation score first (AutoGluon's order), ``score_val`` in AutoGluon's higher-is-better
+    form (error metrics negated), ``fit_s`` the model's own fit seconds
+    (``fit_time_marginal``). ``failures``: ``{"model", "exc_type"}`` per model that
+    failed to train (``model_failures()``), e.g. MultiModalPredictor without a GPU.
+    """
+    def num(v, digits):
+        return None if v is None or v != v else round(float(v), digits)
+
+    rows = board.to_dict("records") if hasattr(board, "to_dict") else list(board)
+    out: dict[str, Any] = {
+        "eval_metric": str(rows[0].get("eval_metric")) if rows else None, "score_form": "higher is better",
+        "best": best, "models": [{"model": str(r.get("model")), "score_val": num(r.get("score_val"), 6),
+                                  "fit_s": num(r.get("fit_time_marginal", r.get("fit_time")), 2),
+                                  "stack_level": None if r.get("stack_level") is None else int(r["stack_level"])}
+                                 for r in rows],
+    }
+    fail_rows = failures.to_dict("records") if hasattr(failures, "to_dict") else list(failures or [])
+    out["failures"] = [{"model": str(r.get("model")), "exc_type": str(r.get("exc_type"))} for r in fail_rows]
+    out["automm_trained"] = any(m["model"].startswith("MultiModalPredictor") for m in out["models"])
+    return out
+
+
+def gpu_count() -> int:
+    """CUDA GPUs torch sees (0 with this script's default CUDA_VISIBLE_DEVICES="")."""
+    import torch
+
+    return int(torch.cuda.device_count()) if torch.cuda.is_available() else 0
+
+
 def run(req: dict[str, Any]) -> dict[str, Any]:
     missing = [k for k in REQUIRED if req.get(k) is None]
     if missing:
         raise ValueError(f"request lacks {missing}")
     kind, label, problem_type, metric = req["kind"], req["label"], req["problem_type"], req["metric"]
-    if kind not in ("multimodal", "tabular"):
-        raise ValueError(f"kind must be 'multimodal' or 'tabular', not {kind!r}")
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {list(KINDS)}, not {kind!r}")
     if problem_type not in ("binary", "multiclass", "regression"):
         raise ValueError(f"problem_type must be binary, multiclass or regression, not {problem_type!r}")
     eval_metric = ag_metric(metric, problem_type)
     seed = int(req.get("seed") or 0)
+    leaderboard: Optional[dict[str, Any]] = None
     time_limit = float(req["time_limit"])
     base_dir = Path(req.get("base_dir") or Path(req["train_path"]).parent).resolve()
     out_dir = Path(req["out_dir"]).resolve()
@@ -285,38 +397,69 @@ def run(req: dict[str, Any]) -> dict[str, Any]:
         fit_seconds = time.perf_counter() - t0
         settings["models_trained"] = list(predictor.model_names())
         settings["best_model"] = predictor.model_best
+    elif kind == "stack":
+        from autogluon.tabular import FeatureMetadata, TabularPredictor
+        from autogluon.tabular.configs.hyperparameter_configs import get_hyperparameter_config
+
+        text_backbone, image_backbone = backbones(req, image_cols)
+        train = absolutize(train, image_cols, base_dir)
+        test_x = absolutize(test_x, image_cols, base_dir)
+        automm = automm_hyperparameters(req, text_backbone, image_backbone)
+        automm_model, automm_note = AUTOMM_KEY, "AG_AUTOMM as AutoGluon ships it"
+        if gpu_count() == 0 and req.get("automm_on_cpu", True):
+            sys.path.insert(0, str(Path(__file__).resolve().parent))  # ag_cpu_automm.py sits next to this script
+            from ag_cpu_automm import CPUMultiModalPredictorModel
+
+            automm_model = CPUMultiModalPredictorModel
+            automm_note = ("no GPU: ag_cpu_automm.CPUMultiModalPredictorModel (AG_AUTOMM with its GPU requirement "
+                           "lifted, else AutoGluon skips it on a CPU-only machine)")
+        hyperparameters = stack_hyperparameters(get_hyperparameter_config("multimodal"), automm, seed, automm_model)
+        special = stack_special_types(image_cols, text_cols)
+        feature_metadata = FeatureMetadata.from_df(train.drop(columns=[label]))
+        feature_metadata = feature_metadata.add_special_types(
+            {c: [t for t in types if t not in feature_metadata.get_feature_types_special(c)]
+             for c, types in special.items()})
+        settings.update(presets="AutoGluon's default (medium_quality)", hyperparameters_preset="multimodal",
+                        hyperparameters={str(k if isinstance(k, str) else k.__name__): v
+                                         for k, v in hyperparameters.items()},
+                        automm_model=automm_note, special_types=special,
+                        feature_metadata_special={c: list(feature_metadata.get_feature_types_special(c))
+                                                  for c in feature_metadata.get_features()},
+                        text_augmentation="off (model.hf_text.text_trivial_aug_maxscale=0)",
+                        seed_note="learner random_state=seed (holdout split); AG_AUTOMM seed=seed; other model "
+                                  "seeds: AutoGluon default")
+        predictor = TabularPredictor(label=label, eval_metric=eval_metric, problem_type=problem_type,
+                                     path=str(out_dir / "stack_model"), verbosity=2,
+                                     learner_kwargs={"random_state": seed})
+        t0 = time.perf_counter()
+        predictor.fit(train, hyperparameters=hyperparameters, time_limit=time_limit,
+                      feature_metadata=feature_metadata)
+        fit_seconds = time.perf_counter() - t0
+        try:
+            failures = predictor.model_failures()
+        except Exception as exc:  # noqa: BLE001 - the leaderboard matters, the failure list is extra
+            failures, settings["model_failures_error"] = None, f"{type(exc).__name__}: {exc}"
+        leaderboard = compact_leaderboard(predictor.leaderboard(), predictor.model_best, failures)
+        settings["models_trained"] = list(predictor.model_names())
+        settings["best_model"] = predictor.model_best
+        if leaderboard["automm_trained"]:  # the same weight checks as the multimodal kind, on the inner predictor
+            try:  # private API (TabularPredictor._trainer, the wrapper's .model): a failure is recorded, not fatal
+                name = next(m["model"] for m in leaderboard["models"] if m["model"].startswith("MultiModalPredictor"))
+                inner = predictor._trainer.load_model(name).model
+                names = list(inner._learner._config.model.names)
+                if "timm_image" in names:
+                    settings["image_weights_check"] = check_image_weights(inner, image_backbone)
+                if "hf_text" in names:
+                    settings["text_weights_check"] = check_text_weights(inner, text_backbone)
+            except Exception as exc:  # noqa: BLE001
+                settings["weights_check_error"] = f"{type(exc).__name__}: {exc}"
     else:
         from autogluon.multimodal import MultiModalPredictor
 
-        text_backbone = req.get("text_backbone") or default_text_backbone()
-        image_backbone = req.get("image_backbone") or default_image_backbone()
-        for what, folder in (("text_backbone", text_backbone), ("image_backbone", image_backbone)):
-            if not (Path(folder) / "config.json").is_file():
-                raise FileNotFoundError(f"{what} {folder} has no config.json (run setup_autogluon.sh)")
-        if image_cols and not (Path(image_backbone) / "pytorch_model.bin").is_file():
-            raise FileNotFoundError(f"image_backbone {image_backbone} has no pytorch_model.bin, the only "
-                                    "file AutoGluon 1.6.3 loads from a local timm folder")
+        text_backbone, image_backbone = backbones(req, image_cols)
         train = absolutize(train, image_cols, base_dir)
         test_x = absolutize(test_x, image_cols, base_dir)
-        hp: dict[str, Any] = {
-            "model.hf_text.checkpoint_name": str(Path(text_backbone).resolve()),
-            "model.timm_image.checkpoint_name": str(Path(image_backbone).resolve()),
-            # Text TrivialAugment (default maxscale 0.1) calls nltk.download(); offline that fails
-            # and the augmenter silently leaves/replaces rows. 0 disables it (no augmenter built).
-            "model.hf_text.text_trivial_aug_maxscale": 0.0,
-            "optim.lemda.turn_on": False,  # feature-space augmentation: off (AutoGluon's default)
-            "env.num_gpus": 0,
-            "env.accelerator": "cpu",
-            "env.precision": 32,  # default "16-mixed" is for GPUs (AutoGluon forces 32 on CPU anyway)
-            "env.per_gpu_batch_size": int(req.get("batch_size") or 32),
-            "env.num_workers": int(req.get("num_workers") if req.get("num_workers") is not None else 2),
-            "env.num_workers_inference": int(req.get("num_workers") if req.get("num_workers") is not None else 2),
-        }
-        if req.get("text_max_length"):
-            hp["model.hf_text.max_text_len"] = int(req["text_max_length"])
-        if req.get("image_size"):
-            hp["model.timm_image.image_size"] = int(req["image_size"])
-        hp.update(req.get("hyperparameters") or {})
+        hp = automm_hyperparameters(req, text_backbone, image_backbone)
         column_types = {c: "image_path" for c in image_cols}
         column_types.update({c: "text" for c in text_cols})
         settings.update(hyperparameters=hp, column_types=column_types,
@@ -365,6 +508,7 @@ def run(req: dict[str, Any]) -> dict[str, Any]:
         "peak_rss_children_mb": round(rss["children"], 1),
         "versions": peer_versions(autogluon.core.__version__),
         "settings": settings,
+        **({"leaderboard": leaderboard} if kind == "stack" else {}),
     }
 
 

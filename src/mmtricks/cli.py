@@ -1,4 +1,4 @@
-"""Command line: ``mmtricks fit|predict|evaluate|explain|card|demo|config|presets``.
+"""Command line: ``mmtricks fit|predict|evaluate|explain|card|export|demo|config|presets``.
 
 Only argparse is imported at start-up so ``mmtricks --help`` answers at once.
 """
@@ -33,6 +33,8 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--column-type", action="append", default=[], metavar="COLUMN=KIND",
                      help="override a column's kind: numerical, categorical, text, image or ignore")
     fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument("--sample-weight", metavar="COLUMN",
+                     help="column of non-negative row weights: weighted training loss and validation metric")
     fit.add_argument("--out", required=True, help="folder to save the model in")
     fit.add_argument("--test", help="optional labelled table to score after fitting")
     fit.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -66,6 +68,11 @@ def _parser() -> argparse.ArgumentParser:
     card.add_argument("--data", help="labelled table: adds metrics, a confusion matrix or scatter, modality importance")
     card.add_argument("--out", default="card.html", help="HTML file to write (default card.html)")
 
+    export = sub.add_parser("export", help="export a saved model for serving without torch (ONNX + JSON)")
+    export.add_argument("--model", required=True)
+    export.add_argument("--out", required=True, help="folder to write the export in (mmtricks.serving reads it)")
+    export.add_argument("--format", choices=["onnx"], default="onnx")
+
     demo = sub.add_parser("demo", help="train on the shipped emoji data set (offline, a few minutes)")
     demo.add_argument("--out", default="mmtricks-demo-model")
     demo.add_argument("--time-limit", type=float, default=240)
@@ -95,6 +102,7 @@ def _run(args: argparse.Namespace) -> int:
             column_types=parse_pairs(args.column_type, "--column-type COLUMN=KIND") or None, verbosity=1 if args.quiet else 2,
             work_dir=args.work_dir or args.out.rstrip("/") + ".work",
             pool=[n.strip() for n in args.pool.split(",") if n.strip()] if args.pool else None,
+            sample_weight=args.sample_weight,
         )
         predictor.fit(args.train, tuning_data=args.tuning, resume=args.resume)
         path = predictor.save(args.out)
@@ -143,6 +151,11 @@ def _run(args: argparse.Namespace) -> int:
 
         predictor = MultimodalPredictor.load(args.model, verbosity=0)
         print(f"model card written to {write_card(predictor, args.out, data=args.data)}", file=sys.stderr)
+    elif args.command == "export":
+        from .predictor import MultimodalPredictor
+
+        predictor = MultimodalPredictor.load(args.model, verbosity=0)
+        print(f"export written to {predictor.export(args.out, format=args.format)}", file=sys.stderr)
     elif args.command == "demo":
         from .config import parse_overrides
         from .demo import run_demo

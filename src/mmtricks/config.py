@@ -130,6 +130,10 @@ class EnsembleConfig:
     method: str = "caruana"  # 'caruana', 'sequential' or 'uniform'
     rounds: int = 50  # Caruana's selection rounds
     weights_split: str = "validation"  # 'validation', or 'holdout': half the validation split, set aside for weights
+    executor: str = "local"  # 'local' (one member after another) or 'ray' (network members in parallel)
+    ray_address: typing.Optional[str] = None  # a running Ray cluster; None: a local loopback-only Ray
+    cpus_per_member: int = 1  # Ray: CPUs (and torch threads) each network member's task asks for
+    gpus_per_member: float = 0.0  # Ray: GPUs each network member's task asks for
 
 
 @dataclass
@@ -277,6 +281,7 @@ def _check_choices(cfg: MMConfig) -> None:
         "optim.class_weights": (cfg.optim.class_weights, {"none", "balanced"}),
         "ensemble.method": (cfg.ensemble.method, {"caruana", "sequential", "uniform"}),
         "ensemble.weights_split": (cfg.ensemble.weights_split, {"validation", "holdout"}),
+        "ensemble.executor": (cfg.ensemble.executor, {"local", "ray"}),
         "optim.schedule": (cfg.optim.schedule, {"cosine", "constant"}),
         "text.pooling": (cfg.text.pooling, {"mean", "cls"}),
     }
@@ -290,6 +295,8 @@ def _check_choices(cfg: MMConfig) -> None:
         "optim.max_epochs": cfg.optim.max_epochs >= 1,
         "optim.min_steps": cfg.optim.min_steps >= 0,
         "ensemble.rounds": cfg.ensemble.rounds >= 1,
+        "ensemble.cpus_per_member": cfg.ensemble.cpus_per_member >= 1,
+        "ensemble.gpus_per_member": cfg.ensemble.gpus_per_member >= 0,
         "optim.max_steps": cfg.optim.max_steps is None or cfg.optim.max_steps >= 1,
         "optim.top_k": cfg.optim.top_k >= 1,
         "optim.warmup_fraction": 0.0 <= cfg.optim.warmup_fraction < 1.0,

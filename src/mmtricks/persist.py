@@ -92,7 +92,7 @@ def _predictor_meta(predictor, kind: str) -> dict:
     return {"format_version": FORMAT_VERSION, "kind": kind,
             "label": predictor.label, "problem_type": predictor.schema_.problem_type,
             "eval_metric": predictor.metric_, "preset": predictor.preset, "seed": predictor.seed,
-            "fit_info": predictor.fit_info_}
+            "sample_weight": predictor.sample_weight, "fit_info": predictor.fit_info_}
 
 
 def _write_network(predictor, folder: str) -> None:
@@ -183,7 +183,8 @@ def load_predictor(cls, path: str, verbosity: int = 1):
                              f"this mmtricks reads versions {list(READABLE_VERSIONS)}.")
     _warn_versions(path)
     predictor = cls(label=meta["label"], problem_type=meta["problem_type"], eval_metric=meta["eval_metric"],
-                    preset=meta.get("preset", "default"), seed=meta.get("seed", 0), verbosity=verbosity)
+                    preset=meta.get("preset", "default"), seed=meta.get("seed", 0), verbosity=verbosity,
+                    sample_weight=meta.get("sample_weight"))
     if kind == "ensemble":
         return _read_ensemble(cls, path, meta, predictor, verbosity)
     return _read_network(path, meta, predictor)

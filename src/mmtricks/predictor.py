@@ -38,6 +38,9 @@ class MultimodalPredictor:
         pool: Train a model pool and ensemble it instead of one network: entries of
             ``mmtricks.ensemble.pool.POOL`` ('lightgbm', 'linear', network presets) or
             preset names; ``["pool"]`` is the whole pool (preset 'best' does the same).
+        sample_weight: Name of a column of non-negative row weights (never a feature): the
+            training loss of every member kind and the validation metric are weighted by it,
+            and ``evaluate`` weighs rows by it when the table holds it.
 
     Example:
         >>> p = MultimodalPredictor(label="y").fit("train.csv")  # doctest: +SKIP
@@ -48,7 +51,8 @@ class MultimodalPredictor:
                  preset: str = "default", overrides: Optional[Mapping[str, Any]] = None,
                  time_limit: Optional[float] = None, seed: int = 0,
                  column_types: Optional[Mapping[str, str]] = None, verbosity: int = 2,
-                 work_dir: Optional[str] = None, pool: Optional[list[str]] = None):
+                 work_dir: Optional[str] = None, pool: Optional[list[str]] = None,
+                 sample_weight: Optional[str] = None):
         self.label = label
         self.problem_type = problem_type
         self.eval_metric = eval_metric
@@ -60,6 +64,7 @@ class MultimodalPredictor:
         self.verbosity = verbosity
         self.work_dir = work_dir
         self.pool = pool
+        self.sample_weight = sample_weight
 
     # ------------------------------------------------------------------ fit
     def fit(self, train_data: TableLike, tuning_data: Optional[TableLike] = None,
@@ -109,6 +114,9 @@ class MultimodalPredictor:
             raise ConfigError(f"data.group_column '{group}' is the label; name a column of group ids (e.g. a "
                               "patient or listing id).")
         types = {**(self.column_types or {}), **({group: "ignore"} if group is not None else {})}
+        if self.sample_weight is not None:
+            self._row_weights(df, "the training table")  # checked before anything else is done
+            types[self.sample_weight] = "ignore"
         schema = infer_schema(df, self.label, self.problem_type, types or None)
         df = df[df[self.label].notna()]
         classification = schema.problem_type != "regression"
@@ -127,7 +135,40 @@ class MultimodalPredictor:
         self._log(1, f"mmtricks: {schema.problem_type} on {len(train_df)} train / {len(val_df)} validation rows; "
                      f"modalities {schema.modalities}; metric {metric.name}")
         self._log(1, "columns: " + ", ".join(f"{c} ({k})" for c, k in schema.column_kinds.items()))
-        return SharedSplit(schema, metric, train_df, val_df, base, val_base)
+        return self._with_weights(SharedSplit(schema, metric, train_df, val_df, base, val_base))
+
+    def _row_weights(self, df: pd.DataFrame, what: str) -> Optional[np.ndarray]:
+        """The sample-weight column of ``df`` as float64, checked (None without ``sample_weight``)."""
+        col = self.sample_weight
+        if col is None:
+            return None
+        if col not in df.columns:
+            raise SchemaError(f"sample_weight column '{col}' is not in {what}."
+                              f"{did_you_mean(col, map(str, df.columns))}")
+        if col == self.label:
+            raise ConfigError(f"sample_weight '{col}' is the label; name a column of row weights.")
+        w = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=np.float64)
+        bad = ~np.isfinite(w) | (w < 0)
+        if bad.any():
+            from .errors import show_list
+
+            raise SchemaError(f"sample_weight column '{col}' has {int(bad.sum())} negative, missing or non-numeric "
+                              f"value(s) in {what} (rows {show_list(list(df.index[bad]), 5)}); weights must be "
+                              "finite and >= 0.")
+        if not (w > 0).any():
+            raise SchemaError(f"sample_weight column '{col}' is zero on every row of {what}: nothing to learn from.")
+        return w
+
+    def _with_weights(self, split: "SharedSplit") -> "SharedSplit":
+        """``split`` with its rows' sample weights: training ones scaled to mean 1."""
+        if self.sample_weight is None:
+            return split
+        train = self._row_weights(split.train_df, "the training rows")
+        val = self._row_weights(split.val_df, "the validation rows") if self.sample_weight in split.val_df else None
+        if val is None:
+            self._log(1, f"validation is unweighted: the tuning table has no '{self.sample_weight}' column")
+        split.train_weights, split.val_weights = train / train.mean(), val
+        return split
 
     def _fit_network(self, split: "SharedSplit", cfg, deadline: Optional[float], resume: bool,
                      require_floor: bool = False) -> None:
@@ -145,6 +186,7 @@ class MultimodalPredictor:
         hook = ModalityDropout(cfg.data.modality_dropout, self.seed) if cfg.data.modality_dropout > 0 else None
         train_enc = pre.encode(train_df, base, with_labels=True)
         train_ds = self._dataset(pre, train_enc, row_hook=hook, image_cache_mb=cfg.env.image_cache_mb)
+        train_ds.weights = split.train_weights
         val_enc = pre.encode(val_df, split.val_base, with_labels=True)
         val_ds = self._dataset(pre, val_enc)
         e = cfg.env
@@ -153,7 +195,7 @@ class MultimodalPredictor:
         val_loader = make_loader(val_ds, e.eval_batch_size, False, e.num_workers, self.seed)
         run_dir = self._prepare_work_dir(cfg, schema, len(train_df), len(val_df), resume)
         fit = NetworkFit(self, schema, metric, pre, train_enc, val_enc, train_loader, val_loader, deadline,
-                          require_floor)
+                          require_floor, split.val_weights)
         try:
             result, model, cfg = fit.run(model, cfg, run_dir, resume)
         finally:
@@ -195,7 +237,7 @@ class MultimodalPredictor:
         if cfg.ensemble.weights_split == "holdout":  # weights fitted on rows that drove no early stopping
             val_df, holdout = train_valid_split(split.val_df, self.label, schema.problem_type != "regression",
                                                 self.seed, 0.5)
-            split = type(split)(schema, metric, split.train_df, val_df, split.base, split.val_base)
+            split = self._with_weights(type(split)(schema, metric, split.train_df, val_df, split.base, split.val_base))
         y_train = labels.targets(split.train_df[self.label], self.label)
         y_val = labels.targets(split.val_df[self.label], self.label)
         overrides = {k: v for k, v in (self.overrides or {}).items() if not str(k).startswith("ensemble.")}
@@ -211,14 +253,22 @@ class MultimodalPredictor:
             return Member(entry.name, "network", child, child.val_outputs_, child.fit_info_["val_score"],
                           child.fit_info_["fit_seconds"])
 
+        fit_parallel = None
+        if cfg.ensemble.executor == "ray":
+            def fit_parallel(networks):
+                return self._fit_on_ray(networks, split, cfg, overrides, deadline, resume)
+
         members = fit_pool(entries, schema=schema, train_df=split.train_df, val_df=split.val_df, y_train=y_train,
                            y_val=y_val, metric=metric, seed=self.seed, deadline=deadline, fit_network=fit_network,
-                           log=lambda m: self._log(1, m), threads=torch.get_num_threads())
+                           log=lambda m: self._log(1, m), threads=torch.get_num_threads(), fit_parallel=fit_parallel,
+                           train_weights=split.train_weights, val_weights=split.val_weights)
+        val_weights = split.val_weights
         if holdout is not None:
             y_val = labels.targets(holdout[self.label], self.label)
+            val_weights = self._row_weights(holdout, "the held-out rows") if self.sample_weight in holdout else None
             for m in members:
                 m.val_outputs = m.outputs(holdout, split.val_base)
-        score = weigh(members, y_val, metric, cfg.ensemble.method, cfg.ensemble.rounds)
+        score = weigh(members, y_val, metric, cfg.ensemble.method, cfg.ensemble.rounds, val_weights)
         self.config_, self.schema_, self.metric_, self.members_ = cfg, schema, metric.name, members
         self.fit_info_ = {
             "val_score": score, "preset": self.preset, "n_train": len(split.train_df), "n_val": len(split.val_df),
@@ -229,6 +279,35 @@ class MultimodalPredictor:
         }
         self._log(1, "ensemble: " + ", ".join(f"{m.name} {m.weight:.2f}" for m in members if m.weight)
                      + f"; validation {metric.name} {score:.4f}")
+
+    def _fit_on_ray(self, networks, split, cfg, overrides, deadline, resume) -> list:
+        """Each network member in a Ray task (ensemble/executor.py); Members or FloorUnreachable."""
+        from .ensemble.executor import fit_remote, start_ray
+        from .ensemble.pool import Member
+        from .train.plan import FloorUnreachable
+
+        run_dir = self.work_dir or tempfile.mkdtemp(prefix="mmtricks-pool-")
+        os.makedirs(run_dir, exist_ok=True)
+        e = cfg.ensemble
+        start_ray(e.ray_address, None if e.ray_address else max(e.cpus_per_member, os.cpu_count() or 1), run_dir)
+        tasks = [{"label": self.label, "preset": entry.preset, "overrides": overrides, "seed": self.seed,
+                  "split": split, "deadline": deadline, "resume": resume, "verbosity": min(self.verbosity, 1),
+                  "work_dir": os.path.join(self.work_dir, entry.name) if self.work_dir else None,
+                  "out": os.path.join(run_dir, "members", entry.name)} for entry in networks]
+        try:
+            results = fit_remote(tasks, _member_task, cpus=e.cpus_per_member, gpus=e.gpus_per_member)
+            out = []
+            for entry, r in zip(networks, results):
+                if "dropped" in r:
+                    out.append(FloorUnreachable(*r["dropped"]))
+                    continue
+                child = MultimodalPredictor.load(r["out"], verbosity=self.verbosity)
+                out.append(Member(entry.name, "network", child, r["val_outputs"], child.fit_info_["val_score"],
+                                  child.fit_info_["fit_seconds"]))
+            return out
+        finally:
+            if self.work_dir is None:
+                shutil.rmtree(run_dir, ignore_errors=True)
 
     def _split_groups(self, df, schema, cfg):
         """Group ids for the validation split (``data.group_column``, else duplicated text), or None."""
@@ -261,6 +340,7 @@ class MultimodalPredictor:
             return tempfile.mkdtemp(prefix="mmtricks-run-")
         os.makedirs(self.work_dir, exist_ok=True)
         ident = json.dumps({"config": cfg.to_dict(), "schema": schema.to_dict(), "seed": self.seed,
+                            "sample_weight": self.sample_weight,
                             "n_train": n_train, "n_val": n_val, "metric": self.eval_metric}, sort_keys=True,
                            default=str)
         fingerprint = hashlib.sha256(ident.encode()).hexdigest()[:16]
@@ -458,8 +538,9 @@ class MultimodalPredictor:
         df = df[df[self.label].notna()]
         y = self._targets(df)
         out, _ = self._outputs(df, base)
+        w = self._row_weights(df, "the table") if self.sample_weight in df.columns else None
         names = metrics or [self.metric_] + [m for m in metrics_for(self.schema_.problem_type) if m != self.metric_]
-        return {m: get_metric(m, self.schema_.problem_type).fn(y, out) for m in names}
+        return {m: get_metric(m, self.schema_.problem_type).fn(y, out, w) for m in names}
 
     def extract_embedding(self, data: TableLike, base_dir: Optional[str] = None) -> np.ndarray:
         """The fused feature vector of each row, (n_rows, hidden), before the head; for an
@@ -534,6 +615,14 @@ class MultimodalPredictor:
         scores = [metric.fn(y, o) for o in outputs] + [metric.fn(y, ensemble)]
         return scores, seconds + [round(sum(seconds[j] for j in used), 3)]
 
+    def export(self, path: str, format: str = "onnx") -> str:
+        """Write a torch-free serving export to folder ``path``: each network as ONNX, the other
+        members and all preprocessing as JSON (see :mod:`mmtricks.export`); predict from it with
+        :func:`mmtricks.serving.load_export`."""
+        from .export import export_predictor
+
+        return export_predictor(self, os.fspath(path), format=format)
+
     # ------------------------------------------------------------ save/load
     def save(self, path: str) -> str:
         """Write the fitted model to folder ``path`` (JSON + safetensors), atomically."""
@@ -553,3 +642,22 @@ class MultimodalPredictor:
         state = "fitted" if hasattr(self, "model_") else "not fitted"
         return f"MultimodalPredictor(label={self.label!r}, preset={self.preset!r}, {state})"
 
+
+def _member_task(task: dict) -> dict:
+    """A network pool member fitted in another process (a Ray task): saved to ``task['out']``."""
+    from .config import resolve
+    from .train.plan import FloorUnreachable
+
+    split = task["split"]
+    child = MultimodalPredictor(task["label"], split.schema.problem_type, split.metric.name, task["preset"],
+                                task["overrides"], seed=task["seed"], verbosity=task["verbosity"],
+                                work_dir=task["work_dir"])
+    start = time.time()
+    try:
+        child._fit_network(split, resolve(task["preset"], task["overrides"]), task["deadline"], task["resume"],
+                           require_floor=task["deadline"] is not None)
+    except FloorUnreachable as exc:
+        return {"dropped": [exc.seconds_per_step, exc.min_steps, exc.budget]}
+    child.fit_info_["fit_seconds"] = round(time.time() - start, 2)
+    child.save(task["out"])
+    return {"out": task["out"], "val_outputs": child.val_outputs_}

@@ -1,9 +1,11 @@
-"""The AutoGluon peers (`autogluon_mm`, `autogluon_tabular`): a script in its own virtualenv.
+"""The AutoGluon peers (`autogluon_mm`, `autogluon_tabular`, `autogluon_stack`): one script, its own virtualenv.
 
 The script ``bench/peers/autogluon_run.py`` (repository root) takes ``--request
-request.json``, writes its test predictions to ``<out_dir>/predictions.parquet`` and prints one
+request.json`` (the same request for each peer but its ``kind``: multimodal, tabular, stack),
+writes its test predictions to ``<out_dir>/predictions.parquet`` and prints one
 JSON line ``{"status": "ok", "predictions", "classes", "n_train", "n_test", "fit_seconds",
-"predict_seconds", "rows_per_s", "peak_rss_mb", "versions", "settings", "request"}``, or
+"predict_seconds", "rows_per_s", "peak_rss_mb", "versions", "settings", "request"}`` (the
+stack also ``"leaderboard"``, its models and validation scores), or
 ``{"status": "error", "error"}``. The script does not score: :func:`parse_output` reads the
 predictions and scores them with :func:`mmtricks.bench.scoring.score_outputs`, the function
 that scores every other config. It runs under ``.venv-autogluon/bin/python``

@@ -39,7 +39,8 @@ def add_parser(sub) -> None:
     p.add_argument("--label", help="label column of --datasets folders without dataset.json; image, text and tabular "
                                    "columns, problem type and metric are inferred as the predictor infers them")
     p.add_argument("--configs", default=DEFAULT_CONFIGS,
-                   help=f"comma-separated mmtricks presets and peers (linear, autogluon_mm, autogluon_tabular); "
+                   help=f"comma-separated mmtricks presets (the pool: best) and peers (linear, autogluon_mm, "
+                        f"autogluon_tabular, autogluon_stack); "
                         f"default {DEFAULT_CONFIGS}")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
     p.add_argument("--time-limit", type=float, help="seconds per fit (default: the profile's)")

@@ -8,8 +8,11 @@ PEERS: dict[str, str] = {
               "LogisticRegression(C=4) / Ridge(alpha=3); images ignored",
     "autogluon_mm": "AutoGluon MultiModalPredictor, in its own virtualenv (bench/peers/autogluon_run.py)",
     "autogluon_tabular": "AutoGluon TabularPredictor, in its own virtualenv (bench/peers/autogluon_run.py)",
+    "autogluon_stack": "AutoGluon TabularPredictor with hyperparameters 'multimodal': its MultiModalPredictor "
+                       "stacked with gradient-boosted trees, in its own virtualenv (bench/peers/autogluon_run.py)",
 }
-AUTOGLUON_KIND = {"autogluon_mm": "multimodal", "autogluon_tabular": "tabular"}
+# Peer config -> the ``kind`` of bench/peers/autogluon_run.py's request.
+AUTOGLUON_KIND = {"autogluon_mm": "multimodal", "autogluon_tabular": "tabular", "autogluon_stack": "stack"}
 
 
 def config_kind(name: str) -> str:

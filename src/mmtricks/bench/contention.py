@@ -36,7 +36,7 @@ STEP_RATIO = 1.3  # a step this many times the median of the same group's earlie
 OTHER_CORES = 0.25  # other processes' average CPU use during the fit, in cores, above which: contended
 LOAD_MARGIN = 1.0  # without /proc/stat: 1-minute load above cpus + this at the end of the fit: contended
 MIN_WINDOW_S = 20.0  # fits shorter than this are not judged by CPU use or load
-PEERS_WITH_WORKERS = ("autogluon_mm", "autogluon_tabular")
+PEERS_WITH_WORKERS = ("autogluon_mm", "autogluon_tabular", "autogluon_stack")
 
 
 def load_average() -> Optional[float]:

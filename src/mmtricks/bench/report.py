@@ -250,6 +250,57 @@ def _ratios(clean: "pd.DataFrame", configs: list[str], peer: str = "autogluon_mm
                         "seeds with epochs / with rows/s"], rows))
 
 
+def _ensembles(clean: "pd.DataFrame") -> str:
+    """What the ensembles were made of: mmtricks pools (``fit_summary.members``) and the
+    autogluon_stack peer (``leaderboard``), over the runs without missingness, one line per fit."""
+    import statistics
+
+    records = clean.to_dict("records")
+    pools: dict[tuple, list] = {}
+    stacks: dict[str, list] = {}
+    for r in records:
+        summary = r.get("fit_summary") if isinstance(r.get("fit_summary"), dict) else {}
+        if isinstance(summary.get("members"), list):
+            pools.setdefault((r["dataset"], r["config"]), []).append(summary["members"])
+        if isinstance(r.get("leaderboard"), dict):
+            stacks.setdefault(r["dataset"], []).append(r["leaderboard"])
+    if not pools and not stacks:
+        return ""
+    out = ["## Ensembles", ""]
+    if pools:
+        rows = []
+        for (ds, config), fits in sorted(pools.items()):
+            names = list(dict.fromkeys(m.get("name") for members in fits for m in members))
+            cells = []
+            for name in names:
+                got = [m for members in fits for m in members if m.get("name") == name]
+                weights = [float(m["weight"]) for m in got if m.get("weight") is not None]
+                vals = [float(m["val_score"]) for m in got if m.get("val_score") is not None]
+                cells.append(f"{name} {_num(statistics.mean(weights) if weights else None, '{:.2f}')} "
+                             f"(val {_num(statistics.mean(vals) if vals else None)}, {len(got)} of {len(fits)})")
+            rows.append([ds, config, len(fits), "; ".join(cells)])
+        out += ["mmtricks pools: per member, its mean ensemble weight over the fits (mean validation score, fits "
+                "it was trained in of all fits; a member missing from a fit was skipped or dropped).", "",
+                md_table(["data set", "config", "fits", "members: mean weight (mean validation score, fits)"], rows)]
+    if stacks:
+        rows = []
+        for ds, boards in sorted(stacks.items()):
+            best = sorted({str(b.get("best")) for b in boards})
+            mm = [m for b in boards for m in b.get("models") or [] if str(m.get("model")).startswith("MultiModal")]
+            mm_vals = [float(m["score_val"]) for m in mm if m.get("score_val") is not None]
+            failed = sorted({f"{f.get('model')} ({f.get('exc_type')})"
+                             for b in boards for f in b.get("failures") or []})
+            models = sorted({str(m.get("model")) for b in boards for m in b.get("models") or []})
+            rows.append([ds, len(boards), ", ".join(best), f"{sum(bool(b.get('automm_trained')) for b in boards)}",
+                         _num(statistics.mean(mm_vals) if mm_vals else None), ", ".join(models),
+                         ", ".join(failed) or "–"])
+        out += ["" if pools else None, "autogluon_stack: the stack's own leaderboard (validation scores in AutoGluon's "
+                "higher-is-better form).", "",
+                md_table(["data set", "fits", "best model", "fits with MultiModalPredictor",
+                          "MultiModalPredictor val score (mean)", "models", "failed models"], rows)]
+    return "\n".join(x for x in out if x is not None)
+
+
 def _step_floor(ok: "pd.DataFrame") -> str:
     """How many mmtricks fits reached their plan's step floor (``fit_summary.plan.floor_reached``)."""
     plans = [(r, (r.get("fit_summary") or {}).get("plan")) for r in ok.to_dict("records")
@@ -405,7 +456,7 @@ def build_report(out_dir: str, doc: str | None = None) -> str:
     if not clean.empty:
         used = [c for c in configs if c in set(clean["config"])]
         results += [_scores(clean, used, plots), _relative(clean, used, plots), _peers(df, clean, configs, plots),
-                    _ratios(clean, used)]
+                    _ratios(clean, used), _ensembles(clean)]
     results += [_missingness(ok, configs, plots), _step_floor(ok), _problems(df), _contended(df)]
     path = os.path.join(out_dir, "report.md")
     with open(path, "w", encoding="utf-8") as fh:

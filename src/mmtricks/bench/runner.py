@@ -22,9 +22,10 @@ from typing import Any, Callable, Optional
 from .results import append_result, latest, ratio_key, read_results
 
 PROGRESS = "progress.log"
-# Fields of the peer script's JSON line copied into the result line as they are.
+# Fields of the peer script's JSON line copied into the result line as they are (when present:
+# ``leaderboard`` comes from autogluon_stack only, the stack's models and validation scores).
 PEER_FIELDS = ("score", "fit_seconds", "predict_seconds", "rows_per_s", "n_scored", "n_unseen_label", "n_train",
-               "n_test")
+               "n_test", "leaderboard")
 
 
 @dataclass

@@ -1,9 +1,9 @@
 """One bench run in its own process: ``python -m mmtricks.bench.worker --request request.json``.
 
-Fits one config (an mmtricks preset or the in-process ``linear`` peer) on the request's
-train file once, scores every test file of the request, and writes the outcome as JSON to
-the request's ``result_path``. Running each fit in a child process makes peak memory a
-per-run figure and keeps a crash from taking the bench down.
+Fits one config (an mmtricks preset, the pool preset ``best`` included, or the in-process
+``linear`` peer) on the request's train file once, scores every test file of the request, and
+writes the outcome as JSON to the request's ``result_path``. Running each fit in a child
+process makes peak memory a per-run figure and keeps a crash from taking the bench down.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import json
 import os
 import sys
 import time
-from typing import Any
+from typing import Any, Optional
 
 
 def peak_rss_mb() -> float:
@@ -33,7 +33,7 @@ def _device() -> str:
     return "cpu"
 
 
-def fit_summary(fit_info: dict[str, Any]) -> dict[str, Any]:
+def fit_summary(fit_info: dict[str, Any], member_infos: Optional[dict[str, dict[str, Any]]] = None) -> dict[str, Any]:
     """The compact record of how a predictor's fit went, for a result line.
 
     ``steps``, ``epochs``, ``stopped``, ``train_seconds``, the step plan (``fit_info["plan"]``,
@@ -41,16 +41,47 @@ def fit_summary(fit_info: dict[str, Any]) -> dict[str, Any]:
     (``last_lr``), the number of validations (``n_validations``) and ``seconds_per_step``
     (train seconds over optimizer steps; None without steps). The per-validation history
     itself is left out.
+
+    A model pool (preset ``best``, ``pool=[...]``: ``fit_info`` has ``members`` and ``ensemble``
+    instead of a history and a soup) adds ``ensemble`` (method, weights split, rows the weights
+    were fitted on), ``val_score`` (the ensemble's) and ``members``: per member its ``name``,
+    ``kind``, ``weight``, ``val_score`` and ``fit_seconds``, and for a network member whose own
+    fit info is in ``member_infos`` (name -> fit info) also its ``steps``, ``epochs``,
+    ``stopped``, ``seconds_per_step`` and ``floor_reached`` (None without a plan). The pool's
+    own ``steps`` and ``seconds_per_step`` stay None: its members' steps are not one fit's.
     """
     history = fit_info.get("history") or []
     steps, seconds = fit_info.get("steps"), fit_info.get("train_seconds")
-    return {
+    out = {
         "steps": steps, "epochs": fit_info.get("epochs"), "stopped": fit_info.get("stopped"),
         "train_seconds": seconds, "plan": fit_info.get("plan"),
         "last_lr": history[-1].get("lr") if history and isinstance(history[-1], dict) else None,
         "n_validations": len(history),
         "seconds_per_step": round(float(seconds) / steps, 4) if steps and seconds is not None else None,
     }
+    if isinstance(fit_info.get("members"), list):
+        members = []
+        for member in fit_info["members"]:
+            row = {k: member.get(k) for k in ("name", "kind", "weight", "val_score", "fit_seconds")}
+            child = (member_infos or {}).get(str(member.get("name")))
+            if member.get("kind") == "network" and isinstance(child, dict):
+                facts = fit_summary(child)
+                plan = facts["plan"] if isinstance(facts["plan"], dict) else {}
+                row.update(steps=facts["steps"], epochs=facts["epochs"], stopped=facts["stopped"],
+                           seconds_per_step=facts["seconds_per_step"], floor_reached=plan.get("floor_reached"))
+            members.append(row)
+        out.update(ensemble=fit_info.get("ensemble"), val_score=fit_info.get("val_score"), members=members)
+    return out
+
+
+def member_fit_infos(predictor: Any) -> dict[str, dict[str, Any]]:
+    """Pool member name -> its network's own fit info (empty for one network or classic members)."""
+    out = {}
+    for member in getattr(predictor, "members_", None) or []:
+        child = getattr(member, "model", None)
+        if getattr(member, "kind", None) == "network" and isinstance(getattr(child, "fit_info_", None), dict):
+            out[str(member.name)] = child.fit_info_
+    return out
 
 
 def _fit(req: dict[str, Any], train):
@@ -72,7 +103,7 @@ def _fit(req: dict[str, Any], train):
     )
     predictor.fit(train, base_dir=req["base_dir"])
     info = {k: v for k, v in predictor.fit_info_.items() if k not in ("history", "plan")}  # plan: in the summary
-    summary = fit_summary(predictor.fit_info_)
+    summary = fit_summary(predictor.fit_info_, member_fit_infos(predictor))
     if req["problem_type"] == "regression":
         def predict(df):
             return predictor.predict(df, base_dir=req["base_dir"]).to_numpy()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Callable, Optional
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset
 
@@ -77,6 +78,7 @@ class TableDataset(Dataset):
         self.row_hook = row_hook
         self.image_augment = image_augment
         self.image_cache = None  # ImageCache, see cache_images
+        self.weights: Optional[np.ndarray] = None  # training rows' sample weights (mean 1), when given
 
     def decode(self, path: str) -> torch.Tensor:
         """The image at ``path`` as uint8 (3, S, S): read, resized, centre cropped."""
@@ -150,6 +152,8 @@ class TableDataset(Dataset):
             item["image_missing"] = torch.tensor(missing)
         if self.table.labels is not None:
             item["label"] = torch.as_tensor(self.table.labels[i])
+        if self.weights is not None:
+            item["weight"] = torch.tensor(self.weights[i], dtype=torch.float32)
         return item
 
     def collate(self, items: list[dict]) -> dict:

@@ -180,3 +180,5 @@ class SharedSplit:
     val_df: pd.DataFrame
     base: Optional[str]  # folder relative image paths of train_df resolve against
     val_base: Optional[str]
+    train_weights: Optional[np.ndarray] = None  # sample weights, scaled to mean 1 over the training rows
+    val_weights: Optional[np.ndarray] = None  # sample weights of the validation rows (for the metric)

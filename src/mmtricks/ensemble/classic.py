@@ -130,14 +130,15 @@ class LinearMember:
         self.regression = schema.problem_type == "regression"
 
     def fit(self, train: pd.DataFrame, y: np.ndarray, val: pd.DataFrame = None, y_val: np.ndarray = None,
-            time_budget: Optional[float] = None) -> "LinearMember":
+            time_budget: Optional[float] = None, sample_weight: Optional[np.ndarray] = None,
+            val_weight: Optional[np.ndarray] = None) -> "LinearMember":
         from sklearn.linear_model import LogisticRegression, Ridge
 
         self.features_ = TableFeatures(self.schema).fit(train)
         x = self.features_.linear(train)
         self.model_ = Ridge(alpha=3.0) if self.regression else \
             LogisticRegression(C=4.0, max_iter=2000, random_state=self.seed)
-        self.model_.fit(x, y)
+        self.model_.fit(x, y, sample_weight=sample_weight)
         return self
 
     def outputs(self, df: pd.DataFrame) -> np.ndarray:
@@ -190,14 +191,15 @@ class LightGBMMember:
         return params
 
     def fit(self, train: pd.DataFrame, y: np.ndarray, val: pd.DataFrame, y_val: np.ndarray,
-            time_budget: Optional[float] = None) -> "LightGBMMember":
+            time_budget: Optional[float] = None, sample_weight: Optional[np.ndarray] = None,
+            val_weight: Optional[np.ndarray] = None) -> "LightGBMMember":
         import lightgbm as lgb
 
         self.features_ = TableFeatures(self.schema, max_text_features=5000).fit(train)
         x, categorical = self.features_.trees(train)
         xv, _ = self.features_.trees(val)
-        data = lgb.Dataset(x, label=y, categorical_feature=categorical, free_raw_data=False)
-        valid = lgb.Dataset(xv, label=y_val, reference=data, categorical_feature=categorical)
+        data = lgb.Dataset(x, label=y, weight=sample_weight, categorical_feature=categorical, free_raw_data=False)
+        valid = lgb.Dataset(xv, label=y_val, weight=val_weight, reference=data, categorical_feature=categorical)
         start = time.time()
 
         def within_budget(env):

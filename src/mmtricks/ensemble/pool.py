@@ -106,8 +106,14 @@ class Member:
 
 def fit_pool(entries: list[PoolEntry], *, schema, train_df, val_df, y_train, y_val, metric, seed: int,
              deadline: Optional[float], fit_network: Callable[[PoolEntry, Optional[float]], Member],
-             log: Callable[[str], None], threads: int = 0) -> list[Member]:
-    """Train every entry that fits the data; see the module doc for the time plan."""
+             log: Callable[[str], None], threads: int = 0,
+             fit_parallel: Optional[Callable[[list[PoolEntry]], list]] = None,
+             train_weights: Optional[np.ndarray] = None, val_weights: Optional[np.ndarray] = None) -> list[Member]:
+    """Train every entry that fits the data; see the module doc for the time plan.
+
+    ``fit_parallel(entries)``, when given, trains the network members at once (Ray), each
+    with the whole time left; it returns a Member or a FloorUnreachable per entry.
+    """
     from .classic import CLASSIC_MEMBERS
 
     def left() -> Optional[float]:
@@ -125,13 +131,22 @@ def fit_pool(entries: list[PoolEntry], *, schema, train_df, val_df, y_train, y_v
         start = time.time()
         budget = None if deadline is None else max(1.0, CLASSIC_SHARE * left())
         kwargs = {"threads": threads} if entry.kind == "lightgbm" else {}
-        model = CLASSIC_MEMBERS[entry.kind](schema, seed=seed, **kwargs).fit(train_df, y_train, val_df, y_val, time_budget=budget)
+        model = CLASSIC_MEMBERS[entry.kind](schema, seed=seed, **kwargs).fit(
+            train_df, y_train, val_df, y_val, time_budget=budget, sample_weight=train_weights, val_weight=val_weights)
         out = model.outputs(val_df)
-        members.append(Member(entry.name, entry.kind, model, out, float(metric.fn(y_val, out)),
+        members.append(Member(entry.name, entry.kind, model, out, float(metric.fn(y_val, out, val_weights)),
                               round(time.time() - start, 2)))
         log(f"pool: {entry.name}: validation {metric.name} {members[-1].val_score:.4f} "
             f"({members[-1].fit_seconds:.1f} s)")
     networks = [e for e in usable if e.kind == "network"]
+    if fit_parallel is not None and networks:
+        for entry, out in zip(networks, fit_parallel(networks)):
+            if isinstance(out, FloorUnreachable):
+                log(f"pool: dropping {entry.name}: {out}.")
+            else:
+                members.append(out)
+                log(f"pool: {entry.name}: validation {metric.name} {out.val_score:.4f} ({out.fit_seconds:.1f} s)")
+        networks = []
     i = 0
     while i < len(networks):
         entry = networks[i]
@@ -162,12 +177,13 @@ def fit_pool(entries: list[PoolEntry], *, schema, train_df, val_df, y_train, y_v
     return members
 
 
-def weigh(members: list[Member], y_val: np.ndarray, metric, method: str, rounds: int = 50) -> float:
+def weigh(members: list[Member], y_val: np.ndarray, metric, method: str, rounds: int = 50,
+          val_weights: Optional[np.ndarray] = None) -> float:
     """Set each member's ensemble weight by ``method``; return the ensemble's validation score."""
     from .selection import blend, select
 
     outputs = [m.val_outputs for m in members]
-    weights = select(method, outputs, y_val, metric, rounds)
+    weights = select(method, outputs, y_val, metric, rounds, val_weights)
     for m, w in zip(members, weights):
         m.weight = float(w)
-    return float(metric.fn(y_val, blend(outputs, weights)))
+    return float(metric.fn(y_val, blend(outputs, weights), val_weights))

@@ -16,7 +16,7 @@ that drove early stopping and soups (or out-of-fold predictions) for honest weig
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -35,7 +35,8 @@ def blend(outputs: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarray
     return total
 
 
-def caruana(outputs: Sequence[np.ndarray], y: np.ndarray, metric: Metric, rounds: int = 50) -> np.ndarray:
+def caruana(outputs: Sequence[np.ndarray], y: np.ndarray, metric: Metric, rounds: int = 50,
+            w: Optional[np.ndarray] = None) -> np.ndarray:
     """Greedy forward selection with replacement; ties go to the earlier member."""
     m = len(outputs)
     preds = [np.asarray(o, dtype=np.float64) for o in outputs]
@@ -43,7 +44,7 @@ def caruana(outputs: Sequence[np.ndarray], y: np.ndarray, metric: Metric, rounds
     counts = np.zeros(m)
     best_counts, best_score = None, None
     for r in range(1, rounds + 1):
-        scores = [metric.fn(y, (running + p) / r) for p in preds]
+        scores = [metric.fn(y, (running + p) / r, w) for p in preds]
         j = _best_index(scores, metric)
         counts[j] += 1
         running += preds[j]
@@ -52,33 +53,36 @@ def caruana(outputs: Sequence[np.ndarray], y: np.ndarray, metric: Metric, rounds
     return best_counts / best_counts.sum()
 
 
-def sequential(outputs: Sequence[np.ndarray], y: np.ndarray, metric: Metric, rounds: int = 50) -> np.ndarray:
+def sequential(outputs: Sequence[np.ndarray], y: np.ndarray, metric: Metric, rounds: int = 50,
+               w: Optional[np.ndarray] = None) -> np.ndarray:
     """Caruana over growing subsets of the best members; the best subset's weights."""
-    own = [metric.fn(y, o) for o in outputs]
+    own = [metric.fn(y, o, w) for o in outputs]
     order = sorted(range(len(outputs)), key=lambda j: _sort_key(own[j], metric))
     best_weights, best_score = None, None
     for k in range(1, len(order) + 1):
         subset = order[:k]
-        w = caruana([outputs[j] for j in subset], y, metric, rounds)
-        score = metric.fn(y, blend([outputs[j] for j in subset], w))
+        weights = caruana([outputs[j] for j in subset], y, metric, rounds, w)
+        score = metric.fn(y, blend([outputs[j] for j in subset], weights), w)
         if best_score is None or metric.better(score, best_score):
             best_score = score
             best_weights = np.zeros(len(outputs))
-            best_weights[subset] = w
+            best_weights[subset] = weights
     return best_weights
 
 
-def uniform(outputs: Sequence[np.ndarray], y: np.ndarray = None, metric: Metric = None, rounds: int = 0) -> np.ndarray:
+def uniform(outputs: Sequence[np.ndarray], y: np.ndarray = None, metric: Metric = None, rounds: int = 0,
+            w: Optional[np.ndarray] = None) -> np.ndarray:
     return np.full(len(outputs), 1.0 / len(outputs))
 
 
-def select(method: str, outputs: Sequence[np.ndarray], y: np.ndarray, metric: Metric, rounds: int = 50) -> np.ndarray:
-    """Weights of ``method`` (one of :data:`METHODS`)."""
+def select(method: str, outputs: Sequence[np.ndarray], y: np.ndarray, metric: Metric, rounds: int = 50,
+           w: Optional[np.ndarray] = None) -> np.ndarray:
+    """Weights of ``method`` (one of :data:`METHODS`); ``w``: sample weights of the rows."""
     if method not in METHODS:
         raise ConfigError(one_of("ensemble.method", method, METHODS))
     if not outputs:
         raise ValueError("ensemble selection needs at least one member")
-    return {"caruana": caruana, "sequential": sequential, "uniform": uniform}[method](outputs, y, metric, rounds)
+    return {"caruana": caruana, "sequential": sequential, "uniform": uniform}[method](outputs, y, metric, rounds, w)
 
 
 def _best_index(scores: Sequence[float], metric: Metric) -> int:

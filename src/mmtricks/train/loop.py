@@ -71,16 +71,21 @@ def plan_batches(n_train: int, optim, world_size: int = 1) -> tuple[int, int]:
     return row_plan(n_train, optim, world_size)
 
 
-def loss_fn(problem_type: str, class_weights: Optional[torch.Tensor] = None
-            ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """MSE on standardised targets, or cross-entropy (optionally weighted per class)."""
-    if problem_type == "regression":
-        return lambda logits, y: torch.nn.functional.mse_loss(logits[:, 0].float(), y.float())
+def loss_fn(problem_type: str, class_weights: Optional[torch.Tensor] = None) -> Callable[..., torch.Tensor]:
+    """``loss(logits, y, sample_weight=None)``: MSE on standardised targets, or cross-entropy
+    (optionally weighted per class); with sample weights (mean 1 over the training rows),
+    the mean of the weighted per-row losses."""
+    import torch.nn.functional as F
 
-    def cross_entropy(logits, y):
-        weight = class_weights.to(logits.device) if class_weights is not None else None
-        return torch.nn.functional.cross_entropy(logits.float(), y, weight=weight)
-    return cross_entropy
+    def loss(logits, y, sample_weight=None):
+        reduction = "mean" if sample_weight is None else "none"
+        if problem_type == "regression":
+            rows = F.mse_loss(logits[:, 0].float(), y.float(), reduction=reduction)
+        else:
+            weight = class_weights.to(logits.device) if class_weights is not None else None
+            rows = F.cross_entropy(logits.float(), y, weight=weight, reduction=reduction)
+        return rows if sample_weight is None else (rows * sample_weight.float()).mean()
+    return loss
 
 
 @torch.no_grad()
@@ -104,7 +109,8 @@ def train(net, train_loader, val_loader, val_labels: np.ndarray, *, cfg: MMConfi
           metric: Metric, run_dir: str, time_budget: Optional[float] = None, seed: int = 0,
           quiet: bool = False, log: Callable[[str], None] = print, resumable: bool = False,
           resume: bool = False, to_metric_units: Optional[Callable[[np.ndarray], np.ndarray]] = None,
-          class_weights: Optional[torch.Tensor] = None, require_floor: bool = False) -> FitResult:
+          class_weights: Optional[torch.Tensor] = None, require_floor: bool = False,
+          val_weights: Optional[np.ndarray] = None) -> FitResult:
     """Train ``net`` and return the soup of its best checkpoints.
 
     Args:
@@ -119,6 +125,7 @@ def train(net, train_loader, val_loader, val_labels: np.ndarray, *, cfg: MMConfi
         class_weights: per-class weights of the cross-entropy (None: unweighted).
         require_floor: raise :class:`~mmtricks.train.plan.FloorUnreachable` as soon as the
             time check shows ``time_budget`` cannot hold ``optim.min_steps`` steps.
+        val_weights: sample weights of the validation rows for the metric (None: equal).
     """
     from tqdm.auto import tqdm
 
@@ -148,10 +155,13 @@ def train(net, train_loader, val_loader, val_labels: np.ndarray, *, cfg: MMConfi
     resume_dir = os.path.join(run_dir, "resume")
     times = StepTimes(now)
 
+    last: dict = {}  # the latest validation's outputs, in metric units
+
     def validate() -> float:
         scores = predict_outputs(model, val_batches, problem_type)
         model.train()
-        return metric.fn(val_labels, to_metric_units(scores) if to_metric_units else scores)
+        last["outputs"] = to_metric_units(scores) if to_metric_units else scores
+        return metric.fn(val_labels, last["outputs"], val_weights)
 
     def reserve() -> float:
         """Time kept for a last validation and the soup's evaluations."""
@@ -169,6 +179,7 @@ def train(net, train_loader, val_loader, val_labels: np.ndarray, *, cfg: MMConfi
             group["lr"] = base * schedule(step)
 
     step, best, bad_checks, stopped = 0, metric.worst(), 0, None
+    outputs_at: dict[int, np.ndarray] = {}  # validation outputs of the kept checkpoints, by step
     epoch, skip_batches, resumed_from = 0, 0, None
     history: list[dict] = []
     running_loss: Optional[float] = None
@@ -204,7 +215,7 @@ def train(net, train_loader, val_loader, val_labels: np.ndarray, *, cfg: MMConfi
             pending += 1
             last_of_step = pending >= plan.accumulate or i + 1 == plan.n_batches
             with fabric.no_backward_sync(model, enabled=not last_of_step):
-                loss = criterion(model(batch)["logits"], batch["label"])
+                loss = criterion(model(batch)["logits"], batch["label"], batch.get("weight"))
                 fabric.backward(loss / plan.accumulate)
             running_loss = loss.item() if running_loss is None else 0.9 * running_loss + 0.1 * loss.item()
             t1 = now()
@@ -241,7 +252,9 @@ def train(net, train_loader, val_loader, val_labels: np.ndarray, *, cfg: MMConfi
                 improved = metric.better(score, best)
                 best = score if improved else best
                 bad_checks = 0 if improved else bad_checks + 1
-                ckpts.offer(model, score, step)
+                if ckpts.offer(model, score, step):  # keep the outputs of the checkpoints kept
+                    outputs_at[step] = last["outputs"]
+                    outputs_at = {r.step: outputs_at[r.step] for r in ckpts.records if r.step in outputs_at}
                 history.append({"step": step, "epoch": round(step / plan.steps_per_epoch(), 3), "val_score": score,
                                 "loss": running_loss, "lr": optimizer.param_groups[0]["lr"],
                                 "seconds": round(now() - start, 2)})
@@ -269,17 +282,29 @@ def train(net, train_loader, val_loader, val_labels: np.ndarray, *, cfg: MMConfi
     bar.close()
     if not ckpts.records:  # the time limit hit before the first validation
         ckpts.offer(model, validate(), step)
+        outputs_at[step] = last["outputs"]
         stopped = "time_limit"
 
     raw = getattr(model, "module", model)
 
+    evaluated: list[tuple[float, np.ndarray]] = []  # (score, outputs) of each soup candidate
+
     def evaluate_state(state: dict) -> float:
         raw.load_state_dict(state)
-        return validate()
+        score = validate()
+        evaluated.append((score, last["outputs"]))
+        return score
 
     state, soup_info = make_soup(ckpts.ranked(), o.soup, evaluate_state, metric.better)
     raw.load_state_dict(state)
-    val_outputs = predict_outputs(model, val_batches, problem_type)  # replayed: cheap
+    # The final weights' validation outputs without another pass: from the soup evaluation that
+    # gave its score (greedy keeps only candidates that are not worse), or the best checkpoint's.
+    val_outputs = next((out for score, out in reversed(evaluated) if score == soup_info["score"]), None)
+    if val_outputs is None and len(soup_info["members"]) == 1:
+        val_outputs = outputs_at.get(soup_info["members"][0])
+    if val_outputs is None:  # e.g. a resumed fit whose best checkpoint was validated before the kill
+        validate()
+        val_outputs = last["outputs"]
     if stopped == "time_limit" and plan.horizon > step:
         log(f"Time limit reached at step {step} of {plan.horizon}: the learning rate did not finish annealing.")
     return FitResult(
@@ -293,5 +318,5 @@ def train(net, train_loader, val_loader, val_labels: np.ndarray, *, cfg: MMConfi
         seconds=round(now() - start, 2),
         history=history,
         plan=plan.summary(step, float(schedule(step) * o.lr)),
-        val_outputs=to_metric_units(val_outputs) if to_metric_units else val_outputs,
+        val_outputs=val_outputs,
     )

@@ -15,7 +15,7 @@ class Metric:
     name: str
     greater_is_better: bool
     problem_types: tuple[str, ...]
-    fn: Callable[[np.ndarray, np.ndarray], float]  # (y_true, outputs) -> score
+    fn: Callable[..., float]  # (y_true, outputs, sample_weight=None) -> score; every metric takes weights
 
     def better(self, a: float, b: float) -> bool:
         """True when score ``a`` is strictly better than ``b``."""
@@ -39,66 +39,70 @@ def _register(name: str, greater: bool, problem_types: tuple[str, ...]):
 
 
 @_register("accuracy", True, _CLS)
-def _accuracy(y, proba):
-    return float(np.mean(proba.argmax(1) == y))
+def _accuracy(y, proba, w=None):
+    return float(np.average(proba.argmax(1) == y, weights=w))
 
 
 @_register("balanced_accuracy", True, _CLS)
-def _balanced_accuracy(y, proba):
+def _balanced_accuracy(y, proba, w=None):
     from sklearn.metrics import balanced_accuracy_score
 
-    return float(balanced_accuracy_score(y, proba.argmax(1)))
+    return float(balanced_accuracy_score(y, proba.argmax(1), sample_weight=w))
 
 
 @_register("log_loss", False, _CLS)
-def _log_loss(y, proba):
+def _log_loss(y, proba, w=None):
     from sklearn.metrics import log_loss
 
-    return float(log_loss(y, proba, labels=np.arange(proba.shape[1])))
+    return float(log_loss(y, proba, labels=np.arange(proba.shape[1]), sample_weight=w))
 
 
 @_register("roc_auc", True, _CLS)
-def _roc_auc(y, proba):
+def _roc_auc(y, proba, w=None):
     from sklearn.metrics import roc_auc_score
 
     present = np.unique(y)
     if len(present) < 2:
         return float("nan")  # undefined with one class present
     if proba.shape[1] == 2:
-        return float(roc_auc_score(y, proba[:, 1]))
+        return float(roc_auc_score(y, proba[:, 1], sample_weight=w))
     p = proba[:, present] / proba[:, present].sum(1, keepdims=True).clip(1e-12)
-    return float(roc_auc_score(y, p, multi_class="ovr", labels=present))
+    return float(roc_auc_score(y, p, multi_class="ovr", labels=present, sample_weight=w))
 
 
 @_register("f1", True, _CLS)
-def _f1(y, proba):
+def _f1(y, proba, w=None):
     from sklearn.metrics import f1_score
 
-    return float(f1_score(y, proba.argmax(1), average="macro"))
+    return float(f1_score(y, proba.argmax(1), average="macro", sample_weight=w))
 
 
 @_register("quadratic_kappa", True, _CLS)
-def _qwk(y, proba):
+def _qwk(y, proba, w=None):
     from sklearn.metrics import cohen_kappa_score
 
-    return float(cohen_kappa_score(y, proba.argmax(1), weights="quadratic"))
+    return float(cohen_kappa_score(y, proba.argmax(1), weights="quadratic", sample_weight=w))
 
 
 @_register("r2", True, ("regression",))
-def _r2(y, pred):
+def _r2(y, pred, w=None):
     from sklearn.metrics import r2_score
 
-    return float(r2_score(y, pred))
+    return float(r2_score(y, pred, sample_weight=w))
 
 
 @_register("rmse", False, ("regression",))
-def _rmse(y, pred):
-    return float(np.sqrt(np.mean((np.asarray(y) - np.asarray(pred)) ** 2)))
+def _rmse(y, pred, w=None):
+    from sklearn.metrics import mean_squared_error
+
+    return float(np.sqrt(mean_squared_error(y, pred, sample_weight=w)))
 
 
 @_register("mae", False, ("regression",))
-def _mae(y, pred):
-    return float(np.mean(np.abs(np.asarray(y) - np.asarray(pred))))
+def _mae(y, pred, w=None):
+    from sklearn.metrics import mean_absolute_error
+
+    return float(mean_absolute_error(y, pred, sample_weight=w))
 
 
 def get_metric(name: str, problem_type: str) -> Metric:

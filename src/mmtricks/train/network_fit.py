@@ -14,7 +14,7 @@ class NetworkFit:
     predictor, and the one documented recovery retry when it collapsed (train/diagnose.py)."""
 
     def __init__(self, predictor, schema, metric, pre, train_enc, val_enc, train_loader, val_loader, deadline,
-                 require_floor: bool = False):
+                 require_floor: bool = False, val_weights=None):
         from .diagnose import constant_outputs
 
         self.p, self.schema, self.metric, self.pre, self.deadline = predictor, schema, metric, pre, deadline
@@ -28,7 +28,8 @@ class NetworkFit:
         self.train_labels = train_enc.labels
         train_units = self.to_units(train_enc.labels) if self.regression else train_enc.labels
         constant = constant_outputs(train_units, len(self.val_labels), schema.problem_type, self.n_classes)
-        self.constant_score = float(metric.fn(self.val_labels, constant))
+        self.val_weights = val_weights
+        self.constant_score = float(metric.fn(self.val_labels, constant, val_weights))
         self.diagnosis: dict = {}
         self.require_floor = require_floor  # a pool member: stop at once if the time share cannot hold the floor
 
@@ -44,7 +45,7 @@ class NetworkFit:
                        time_budget=self.deadline - time.time() if self.deadline else None, seed=self.p.seed,
                        quiet=self.p.verbosity < 2, log=lambda m: self.p._log(1, m),
                        resumable=self.p.work_dir is not None, resume=resume, to_metric_units=self.to_units,
-                       class_weights=weights, require_floor=self.require_floor)
+                       class_weights=weights, require_floor=self.require_floor, val_weights=self.val_weights)
         model.load_state_dict(result.state)
         model.eval()
         diag = diagnose(self.metric, result.val_score, self.constant_score, result.history, result.stopped,
