@@ -100,3 +100,15 @@ def test_time_limit_is_honoured(table_dir):
     assert p.fit_info_["stopped"] == "time_limit"
     assert p.fit_info_["fit_seconds"] < 6 * 2  # generous: a loaded CI machine is slow
     assert len(p.predict(df)) == len(df)
+
+
+def test_bf16_mixed_precision_trains_and_predicts_on_cpu(table_dir):
+    import torch
+
+    df = make_table(table_dir, n=60, kinds=("numerical", "text"))
+    p = MultimodalPredictor(label="y", preset="tiny", verbosity=0,
+                            overrides={"optim.max_epochs": 2, "env.precision": "bf16-mixed"}).fit(df)
+    with p._autocast("cpu"):
+        assert torch.get_autocast_dtype("cpu") == torch.bfloat16 and torch.is_autocast_enabled("cpu")
+    proba = p.predict_proba(df).to_numpy()
+    assert proba.shape == (60, 3) and (abs(proba.sum(1) - 1) < 1e-3).all()

@@ -107,7 +107,9 @@ def _run(args: argparse.Namespace) -> int:
         predictor.fit(args.train, tuning_data=args.tuning, resume=args.resume)
         path = predictor.save(args.out)
         print(f"model saved to {path}")
-        if args.work_dir is None:  # the default work dir only serves a resume; the model is saved now
+        from .predictor import _rank
+
+        if args.work_dir is None and _rank() == 0:  # the default work dir only serves a resume; the model is saved
             import shutil
 
             shutil.rmtree(predictor.work_dir, ignore_errors=True)

@@ -28,15 +28,13 @@ network on a fresh random batch of another size (``CHECK_ATOL`` on the logits).
 """
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import tempfile
 import warnings
 
 import numpy as np
 
-from .errors import ConfigError, MMTricksError, ModelSaveError
+from .errors import ConfigError, MMTricksError
+from .persist import _write_json
 
 EXPORT_FORMAT = "mmtricks-export"
 EXPORT_VERSION = 1
@@ -62,32 +60,9 @@ def export_predictor(predictor, path: str, format: str = "onnx", check: bool = T
     except ImportError as exc:
         raise ExportError(f"Export needs onnx, onnxruntime and onnxscript ({exc}); "
                           "install them with: pip install 'mmtricks[export]'.") from exc
-    path = os.path.abspath(os.fspath(path))
-    parent = os.path.dirname(path)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".mmtricks-export-", dir=parent)
-    try:
-        _write_export(predictor, tmp, check)
-        old = None
-        if os.path.exists(path):
-            old = tempfile.mkdtemp(prefix=".mmtricks-old-", dir=parent)
-            os.rmdir(old)
-            os.replace(path, old)
-        os.replace(tmp, path)
-        if old:
-            shutil.rmtree(old, ignore_errors=True)
-    except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise ModelSaveError(f"Could not write the export to '{path}': {exc}.") from exc
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return path
+    from .persist import write_atomically
 
-
-def _write_json(folder: str, name: str, data) -> None:
-    with open(os.path.join(folder, name), "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=1, sort_keys=True)
+    return write_atomically(path, lambda folder: _write_export(predictor, folder, check), "the export")
 
 
 def _write_export(predictor, folder: str, check: bool) -> None:

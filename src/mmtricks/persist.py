@@ -60,15 +60,23 @@ def _write_json(folder: str, name: str, data) -> None:
 
 def save_predictor(predictor, path: str) -> str:
     """Write into a temporary sibling folder, then swap it into place."""
-    path = os.path.abspath(path)
+    def write(folder: str) -> None:
+        if getattr(predictor, "members_", None):
+            _write_ensemble(predictor, folder)
+        else:
+            _write_network(predictor, folder)
+    return write_atomically(path, write, "the model")
+
+
+def write_atomically(path: str, write, what: str) -> str:
+    """``write(folder)`` into a temporary sibling of ``path``, then swap it into place: a crash
+    or a full disk never leaves a half-written folder, and the previous one stays intact."""
+    path = os.path.abspath(os.fspath(path))
     parent = os.path.dirname(path)
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=".mmtricks-save-", dir=parent)
     try:
-        if getattr(predictor, "members_", None):
-            _write_ensemble(predictor, tmp)
-        else:
-            _write_network(predictor, tmp)
+        write(tmp)
         old = None
         if os.path.exists(path):
             old = tempfile.mkdtemp(prefix=".mmtricks-old-", dir=parent)
@@ -79,8 +87,8 @@ def save_predictor(predictor, path: str) -> str:
             shutil.rmtree(old, ignore_errors=True)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise ModelSaveError(f"Could not save the model to '{path}': {exc}. "
-                             f"{'A previous model there is intact. ' if os.path.exists(path) else ''}"
+        raise ModelSaveError(f"Could not save {what} to '{path}': {exc}. "
+                             f"{'A previous one there is intact. ' if os.path.exists(path) else ''}"
                              f"Free disk space or choose another folder.") from exc
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

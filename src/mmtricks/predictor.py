@@ -5,13 +5,16 @@ import os
 import shutil
 import tempfile
 import time
-from typing import Any, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Mapping, Optional
 
 import numpy as np
 import pandas as pd
 
 from .data.io import TableLike, read_table
 from .errors import ConfigError, NotFittedError, SchemaError, did_you_mean
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .data.split import SharedSplit
 
 PREDICT_CHUNK = 8192  # rows encoded at a time when predicting
 PREDICT_WORKER_MIN_ROWS = 512  # fewer rows to predict: no DataLoader worker processes
@@ -253,10 +256,8 @@ class MultimodalPredictor:
             return Member(entry.name, "network", child, child.val_outputs_, child.fit_info_["val_score"],
                           child.fit_info_["fit_seconds"])
 
-        fit_parallel = None
-        if cfg.ensemble.executor == "ray":
-            def fit_parallel(networks):
-                return self._fit_on_ray(networks, split, cfg, overrides, deadline, resume)
+        fit_parallel = None if cfg.ensemble.executor != "ray" else \
+            (lambda networks: self._fit_on_ray(networks, split, cfg, overrides, deadline, resume))
 
         members = fit_pool(entries, schema=schema, train_df=split.train_df, val_df=split.val_df, y_train=y_train,
                            y_val=y_val, metric=metric, seed=self.seed, deadline=deadline, fit_network=fit_network,
@@ -427,7 +428,8 @@ class MultimodalPredictor:
         # Chunks bound memory: only PREDICT_CHUNK rows are encoded at a time, images per batch.
         for begin in range(0, len(features), PREDICT_CHUNK):
             encoded = self.preprocessor_.encode(features.iloc[begin:begin + PREDICT_CHUNK], base, with_labels=False)
-            with torch.no_grad():  # not inference_mode: tensors a module caches must stay usable in training
+            # not inference_mode: tensors a module caches must stay usable in training
+            with torch.no_grad(), self._autocast(device):
                 for batch in self._predict_batches(encoded):
                     out = model({k: v.to(device) for k, v in batch.items()})
                     value = out["features"] if key == "features" else out["logits"]
@@ -435,6 +437,21 @@ class MultimodalPredictor:
                         value = value[:, 0] if self.schema_.problem_type == "regression" else value.float().softmax(-1)
                     outs.append(value.float().cpu())
         return torch.cat(outs).numpy(), df
+
+    def _autocast(self, device: str):
+        """The fit's mixed precision (``env.precision``) for prediction too, else nothing."""
+        import contextlib
+
+        import torch
+
+        from .train.loop import resolve_precision
+
+        precision = resolve_precision(self.config_.env)
+        if precision.startswith("bf16"):
+            return torch.autocast(device, dtype=torch.bfloat16)
+        if precision.startswith("16") and device == "cuda":
+            return torch.autocast(device, dtype=torch.float16)
+        return contextlib.nullcontext()
 
     def _predict_model(self):
         """``(model in eval mode, device)``; the model moves only when it is not on the device yet
@@ -625,10 +642,15 @@ class MultimodalPredictor:
 
     # ------------------------------------------------------------ save/load
     def save(self, path: str) -> str:
-        """Write the fitted model to folder ``path`` (JSON + safetensors), atomically."""
+        """Write the fitted model to folder ``path`` (JSON + safetensors), atomically.
+
+        In a fit of several processes (DDP), only rank zero writes; the others return the path.
+        """
         from .persist import save_predictor
 
         self._check_fitted()
+        if _rank() != 0:
+            return os.path.abspath(os.fspath(path))
         return save_predictor(self, os.fspath(path))
 
     @classmethod
@@ -661,3 +683,11 @@ def _member_task(task: dict) -> dict:
     child.fit_info_["fit_seconds"] = round(time.time() - start, 2)
     child.save(task["out"])
     return {"out": task["out"], "val_outputs": child.val_outputs_}
+
+
+def _rank() -> int:
+    """This process's rank in a torch.distributed group (0 without one)."""
+    import sys
+
+    dist = sys.modules.get("torch.distributed")
+    return dist.get_rank() if dist is not None and dist.is_available() and dist.is_initialized() else 0

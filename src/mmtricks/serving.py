@@ -27,13 +27,17 @@ import json
 import math
 import os
 import re
-import warnings
 from typing import Optional, Union
 
 import numpy as np
 import pandas as pd
 
+from .data.images import load_image
+from .data.io import read_table
+from .data.processors import _cell_text as cell_text
+from .data.processors import as_numbers, join_columns
 from .errors import DataError, ModelLoadError, SchemaError
+from .schema.infer import resolve_image_path
 
 EXPORT_FORMAT = "mmtricks-export"
 READABLE_VERSIONS = (1,)
@@ -53,24 +57,6 @@ def _read_json(folder: str, name: str):
         return json.load(f)
 
 
-def _read_table(data, base_dir: Optional[str]):
-    if isinstance(data, pd.DataFrame):
-        return data, base_dir
-    if not isinstance(data, (str, os.PathLike)):
-        raise SchemaError(f"Expected a pandas DataFrame or a CSV/Parquet path, got {type(data).__name__}.")
-    path = os.fspath(data)
-    if not os.path.isfile(path):
-        raise SchemaError(f"Table file '{path}' does not exist.")
-    low = path.lower()
-    if low.endswith((".parquet", ".pq")):
-        frame = pd.read_parquet(path)
-    elif low.endswith((".csv", ".csv.gz", ".tsv", ".txt")):
-        frame = pd.read_csv(path, sep="\t" if low.endswith(".tsv") else ",")
-    else:
-        raise SchemaError(f"Table file '{path}': unknown format. Use .csv, .tsv or .parquet.")
-    return frame, base_dir or os.path.dirname(os.path.abspath(path))
-
-
 class ExportedModel:
     """A loaded export: ``predict_outputs``, ``predict_proba``, ``predict`` on tables."""
 
@@ -86,7 +72,8 @@ class ExportedModel:
         self.classes = list(meta["classes"])
         self.columns = dict(meta["columns"])
         self.members = []
-        folders = set(os.listdir(os.path.join(path, "members")))
+        members_dir = os.path.join(path, "members")
+        folders = set(os.listdir(members_dir)) if os.path.isdir(members_dir) else set()
         for item in meta["members"]:
             if item["folder"] not in folders:  # only folders that exist: no path from the JSON is followed
                 raise ModelLoadError(f"'{path}' lists member folder {item['folder']!r}, which it does not hold.")
@@ -103,7 +90,7 @@ class ExportedModel:
             self.members.append((item["name"], float(item["weight"]), model))
 
     def _features(self, data, base_dir):
-        df, base = _read_table(data, base_dir)
+        df, base = read_table(data, base_dir)
         if len(df.columns) != len(set(map(str, df.columns))):
             raise SchemaError("The table has duplicate column names: rename them so each column is unique.")
         missing = [c for c in self.columns if c not in df.columns]
@@ -147,28 +134,13 @@ class ExportedModel:
 
 
 # --------------------------------------------------------------------------- shared processors
-def _as_numbers(df: pd.DataFrame, col: str) -> np.ndarray:
-    values = df[col]
-    if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
-        parsed = pd.to_numeric(values.astype(object).where(values.notna(), None), errors="coerce")
-        bad = int((parsed.isna() & values.notna()).sum())
-        if bad:
-            warnings.warn(f"Column '{col}': {bad} value(s) are not numbers (e.g. "
-                          f"{values[parsed.isna() & values.notna()].iloc[0]!r}); they are treated as missing.",
-                          stacklevel=4)
-        values = parsed
-    arr = np.array(values, dtype=np.float64, copy=True)
-    arr[~np.isfinite(arr)] = np.nan
-    return arr
-
-
 def _numbers(state: dict, df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Standardised float32 values (missing -> 0, the mean) and the bool missing mask."""
     cols = state["columns"]
     values = np.zeros((len(df), len(cols)), dtype=np.float32)
     missing = np.zeros((len(df), len(cols)), dtype=bool)
     for j, col in enumerate(cols):
-        arr = _as_numbers(df, col)
+        arr = as_numbers(df, col)
         miss = np.isnan(arr)
         scaled = (arr - state["mean"][j]) / state["std"][j]
         scaled[miss] = 0.0
@@ -190,14 +162,6 @@ def _categories(state: dict, df: pd.DataFrame) -> np.ndarray:
     return out
 
 
-def _cell_text(value) -> str:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return ""
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
-    return str(value)
-
-
 # --------------------------------------------------------------------------- networks
 class _Text:
     """Tokenise per column (no special tokens, cut at max_length), join as TextProcessor.join does."""
@@ -215,63 +179,17 @@ class _Text:
     def rows(self, df: pd.DataFrame) -> list[list[int]]:
         per_col = []
         for col in self.columns:
-            texts = [t[: self.max_length * 16] for t in df[col].map(_cell_text).tolist()]
+            texts = [t[: self.max_length * 16] for t in df[col].map(cell_text).tolist()]
             encoded = self.tokenizer.encode_batch(texts, add_special_tokens=False)
             n = self.max_length
             per_col.append([e.ids[len(e.ids) - n:] if self.left and len(e.ids) > n else e.ids[:n] for e in encoded])
         return [list(cols) for cols in zip(*per_col)]
 
     def join(self, cols: list) -> list[int]:
-        budget = max(0, self.max_length - len(self.prefix) - len(self.sep) * max(1, len(cols)))
-        caps = [0] * len(cols)
-        for rank, j in enumerate(sorted(range(len(cols)), key=lambda j: len(cols[j]))):
-            caps[j] = min(len(cols[j]), budget // (len(cols) - rank))
-            budget -= caps[j]
-        ids = list(self.prefix)
-        for j, col in enumerate(cols):
-            if caps[j]:
-                ids += list(col[: caps[j]]) + self.sep
-        return ids if len(ids) > len(self.prefix) else ids + self.sep
+        return join_columns(cols, self.prefix, self.sep, self.max_length)
 
 
 _RESAMPLE = {"bilinear": 2, "bicubic": 3, "nearest": 0}  # PIL.Image.Resampling values
-
-
-def _resolve_image_path(value, base_dir: Optional[str], separator: str) -> Optional[str]:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return None
-    text = str(value).split(separator)[0].strip()
-    if not text:
-        return None
-    path = os.path.expanduser(text)
-    if not os.path.isabs(path) and base_dir:
-        path = os.path.join(base_dir, path)
-    return path
-
-
-def _load_image(path: str):
-    """8-bit RGB as the predictor reads it (palette/transparency on black, 16-bit rescaled, first frame)."""
-    from PIL import Image
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                img.seek(0)
-                img.load()
-                if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-                    arr = np.asarray(img, dtype=np.float64)
-                    lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
-                    arr = (arr - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(arr)
-                    img = Image.fromarray(np.nan_to_num(arr).astype(np.uint8), mode="L")
-                if img.mode == "P" or "transparency" in img.info:
-                    img = img.convert("RGBA")
-                if img.mode in ("RGBA", "LA"):
-                    background = Image.new("RGBA", img.size, (0, 0, 0, 255))
-                    img = Image.alpha_composite(background, img.convert("RGBA"))
-                return img.convert("RGB")
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise DataError(f"Could not read image '{path}': {type(exc).__name__}: {exc}") from exc
 
 
 class _Images:
@@ -290,7 +208,7 @@ class _Images:
         for i, cells in enumerate(zip(*[df[c].tolist() for c in self.columns])):
             row = []
             for col, cell in zip(self.columns, cells):
-                path = _resolve_image_path(cell, base_dir, self.separator)
+                path = resolve_image_path(cell, base_dir, self.separator)
                 if path is not None and not os.path.isfile(path):
                     if self.allow_missing and not os.path.isdir(path):
                         path = None
@@ -306,7 +224,7 @@ class _Images:
     def read(self, path: str) -> np.ndarray:
         from PIL import Image
 
-        img = _load_image(path)
+        img = load_image(path)
         w, h = img.size
         short, long = (w, h) if w <= h else (h, w)
         new_short, new_long = self.resize, int(self.resize * long / short)
@@ -436,7 +354,7 @@ class _TableFeatures:
 
     def text_blocks(self, df: pd.DataFrame):
         for j, col in enumerate(self.text_columns):
-            yield len(self.vocab[j]), self.tfidf(j, df[col].map(_cell_text).tolist())
+            yield len(self.vocab[j]), self.tfidf(j, df[col].map(cell_text).tolist())
 
     def linear(self, df: pd.DataFrame):
         """(rows, cols, vals, width) of [standardised numbers | missing flags | one-hot categories | tf-idf]."""
@@ -467,7 +385,7 @@ class _TableFeatures:
         import scipy.sparse as sp
 
         n = len(df)
-        nums = np.column_stack([_as_numbers(df, c) for c in self.state["num"]["columns"]]) \
+        nums = np.column_stack([as_numbers(df, c) for c in self.state["num"]["columns"]]) \
             if self.state["num"]["columns"] else np.empty((n, 0))
         cats = _categories(self.state["cat"], df).astype(np.float64) if self.state["cat"]["columns"] \
             else np.empty((n, 0))

@@ -115,7 +115,7 @@ PROFILES: dict[str, Profile] = {
     "quick": Profile(
         name="quick",
         max_train_rows=2000,
-        overrides={"data.text_max_length": 64, "data.image_size": 128},
+        overrides={"data.text_max_length": 64, "data.image_size": 128, "data.auto_input_size": False},
         time_limit=90.0,
         description="2-core CPU: train subsampled to 2000 rows, text 64 tokens, images 128 px, 90 s per fit",
     ),

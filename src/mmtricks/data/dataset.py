@@ -7,47 +7,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..errors import DataError
+from .images import load_image
 from .preprocessor import EncodedTable
-
-
-def load_image(path: str):
-    """Open an image file as 8-bit RGB, with a clear error naming the file when it can't be read.
-
-    Handles what real folders hold: palette and transparent images (flattened on black),
-    CMYK, 16-bit and float greyscale (rescaled to 8 bits), animations (first frame).
-    Images over PIL's decompression-bomb limit are refused.
-    """
-    import warnings
-
-    from PIL import Image
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                img.seek(0)  # first frame of an animation
-                img.load()
-                return _to_rgb(img)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise DataError(f"Could not read image '{path}': {type(exc).__name__}: {exc}") from exc
-
-
-def _to_rgb(img):
-    import numpy as np
-    from PIL import Image
-
-    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        arr = np.asarray(img, dtype=np.float64)
-        lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
-        arr = (arr - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(arr)
-        img = Image.fromarray(np.nan_to_num(arr).astype(np.uint8), mode="L")
-    if img.mode == "P" or "transparency" in img.info:
-        img = img.convert("RGBA")
-    if img.mode in ("RGBA", "LA"):
-        background = Image.new("RGBA", img.size, (0, 0, 0, 255))
-        img = Image.alpha_composite(background, img.convert("RGBA"))
-    return img.convert("RGB")
 
 
 class TableDataset(Dataset):
@@ -174,14 +135,16 @@ class TableDataset(Dataset):
 class EpochSampler(torch.utils.data.Sampler):
     """Shuffled order fixed by (seed, epoch), so a resumed fit sees the same batches.
 
-    ``skip`` drops the first indices of the current epoch (the batches a killed fit
-    had already trained on). The method is not called ``set_epoch`` on purpose: Fabric's
-    dataloader calls ``set_epoch(number of iterations so far)`` on samplers, which would
-    undo a resume.
+    With several processes (DDP), ``rank`` takes every ``world``-th index of the same
+    permutation, cut to an equal count per rank. ``skip`` drops the first indices of this
+    rank's share of the current epoch (the batches a killed fit had already trained on).
+    The method is not called ``set_epoch`` on purpose: Fabric's dataloader calls
+    ``set_epoch(number of iterations so far)`` on samplers, which would undo a resume.
     """
 
-    def __init__(self, n: int, seed: int):
+    def __init__(self, n: int, seed: int, rank: int = 0, world: int = 1):
         self.n, self.seed, self.epoch, self.skip = n, seed, 0, 0
+        self.rank, self.world = rank, world
 
     def start_epoch(self, epoch: int, skip: int = 0) -> None:
         self.epoch, self.skip = epoch, skip
@@ -189,13 +152,14 @@ class EpochSampler(torch.utils.data.Sampler):
     def __iter__(self):
         gen = torch.Generator()
         gen.manual_seed(self.seed * 100_003 + self.epoch)
+        share = self.n // self.world
+        order = torch.randperm(self.n, generator=gen)[self.rank::self.world][:share][self.skip:]
         # epoch * n + row: the dataset reads the epoch from the index (DataLoader workers are
         # separate processes, so an attribute set on the sampler's side would not reach them)
-        order = torch.randperm(self.n, generator=gen)[self.skip:] + self.epoch * self.n
-        return iter(order.tolist())
+        return iter((order + self.epoch * self.n).tolist())
 
     def __len__(self) -> int:
-        return self.n - self.skip
+        return self.n // self.world - self.skip
 
 
 class ReplayBatches:

@@ -18,6 +18,22 @@ from ..errors import DataError, SchemaError, show, show_list
 from ..schema.infer import resolve_image_path
 
 
+def as_numbers(df: pd.DataFrame, col: str) -> np.ndarray:
+    """Column ``col`` as float64; unparsable and non-finite values become NaN (with one warning)."""
+    values = df[col]
+    if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        parsed = pd.to_numeric(values.astype(object).where(values.notna(), None), errors="coerce")
+        bad = int((parsed.isna() & values.notna()).sum())
+        if bad:
+            warnings.warn(f"Column '{col}': {bad} value(s) are not numbers (e.g. "
+                          f"{show(values[parsed.isna() & values.notna()].iloc[0])}); they are treated as missing.",
+                          stacklevel=4)
+        values = parsed
+    arr = np.array(values, dtype=np.float64, copy=True)
+    arr[~np.isfinite(arr)] = np.nan
+    return arr
+
+
 class NumericalProcessor:
     """Standardise numbers with train mean/std; missing and non-finite values become the mean."""
 
@@ -28,17 +44,7 @@ class NumericalProcessor:
 
     @staticmethod
     def _as_numbers(df: pd.DataFrame, col: str) -> np.ndarray:
-        values = df[col]
-        if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
-            parsed = pd.to_numeric(values.astype(object).where(values.notna(), None), errors="coerce")
-            bad = int((parsed.isna() & values.notna()).sum())
-            if bad:
-                warnings.warn(f"Column '{col}': {bad} value(s) are not numbers (e.g. {values[parsed.isna() & values.notna()].iloc[0]!r}); "
-                              f"they are treated as missing.", stacklevel=4)
-            values = parsed
-        arr = np.array(values, dtype=np.float64, copy=True)
-        arr[~np.isfinite(arr)] = np.nan
-        return arr
+        return as_numbers(df, col)
 
     def fit(self, df: pd.DataFrame) -> "NumericalProcessor":
         self.mean, self.std = [], []
@@ -112,6 +118,22 @@ def _cell_text(value: object) -> str:
     return str(value)
 
 
+def join_columns(cols: list, prefix: list[int], sep: list[int], max_length: int) -> list[int]:
+    """``prefix col1 sep col2 sep ...`` within ``max_length`` tokens, the budget shared fairly:
+    columns shorter than their share give the rest to the others (also used by serving)."""
+    budget = max(0, max_length - len(prefix) - len(sep) * max(1, len(cols)))
+    caps = [0] * len(cols)
+    order = sorted(range(len(cols)), key=lambda j: len(cols[j]))
+    for rank, j in enumerate(order):
+        caps[j] = min(len(cols[j]), budget // (len(cols) - rank))
+        budget -= caps[j]
+    ids = list(prefix)
+    for j, col in enumerate(cols):
+        if caps[j]:
+            ids += [int(t) for t in col[: caps[j]]] + list(sep)
+    return ids if len(ids) > len(prefix) else ids + list(sep)
+
+
 class TextProcessor:
     """Tokenise each text column with the text encoder's own tokenizer; join them per row.
 
@@ -170,17 +192,7 @@ class TextProcessor:
 
     def join(self, cols: list) -> list[int]:
         """One sequence for the encoder; columns shorter than their share give room to others."""
-        budget = max(0, self.max_length - len(self._prefix) - len(self._sep) * max(1, len(cols)))
-        caps = [0] * len(cols)
-        order = sorted(range(len(cols)), key=lambda j: len(cols[j]))
-        for rank, j in enumerate(order):
-            caps[j] = min(len(cols[j]), budget // (len(cols) - rank))
-            budget -= caps[j]
-        ids = list(self._prefix)
-        for j, col in enumerate(cols):
-            if caps[j]:
-                ids += [int(t) for t in col[: caps[j]]] + self._sep
-        return ids if len(ids) > len(self._prefix) else ids + self._sep
+        return join_columns(cols, self._prefix, self._sep, self.max_length)
 
     def state(self) -> dict:
         return {"columns": self.columns, "max_length": self.max_length}

@@ -37,10 +37,11 @@ def load_state(path: str) -> dict[str, torch.Tensor]:
 class TopKCheckpoints:
     """Keep the ``k`` best-scoring checkpoints of a run in ``folder``; delete the others."""
 
-    def __init__(self, folder: str, k: int, greater_is_better: bool):
+    def __init__(self, folder: str, k: int, greater_is_better: bool, write: bool = True):
         self.folder = folder
         self.k = k
         self.greater = greater_is_better
+        self.write = write  # False on every process but rank zero: same records, no files written
         self.records: list[CheckpointRecord] = []
         os.makedirs(folder, exist_ok=True)
 
@@ -65,16 +66,18 @@ class TopKCheckpoints:
         if not self.would_keep(score):
             return False
         path = os.path.join(self.folder, f"step-{step:07d}.safetensors")
-        save_state(state_to_cpu(module), path)
+        if self.write:
+            save_state(state_to_cpu(module), path)
         self.records = [r for r in self.records if r.step != step]  # a resumed run redoing a step
         self.records.append(CheckpointRecord(path, float(score), step))
         self.records.sort(key=self._rank)
         for dropped in self.records[self.k:]:
-            if os.path.exists(dropped.path):
+            if self.write and os.path.exists(dropped.path):
                 os.remove(dropped.path)
         self.records = self.records[: self.k]
-        with open(os.path.join(self.folder, "topk.json"), "w") as f:
-            json.dump([asdict(r) for r in self.records], f, indent=2)
+        if self.write:
+            with open(os.path.join(self.folder, "topk.json"), "w") as f:
+                json.dump([asdict(r) for r in self.records], f, indent=2)
         return True
 
     def ranked(self) -> list[CheckpointRecord]:

@@ -140,9 +140,12 @@ def train(net, train_loader, val_loader, val_labels: np.ndarray, *, cfg: MMConfi
     )
     model, optimizer = fabric.setup(net, optimizer)
     sampler = train_loader.sampler  # EpochSampler: order fixed by (seed, epoch)
+    sampler.rank, sampler.world = fabric.global_rank, fabric.world_size  # DDP: this rank's share of each epoch
     micro = train_loader.batch_size
     n_train = len(train_loader.dataset)
-    train_loader = fabric.setup_dataloaders(train_loader)
+    train_loader = fabric.setup_dataloaders(train_loader, use_distributed_sampler=False)
+    # Several processes: rank zero's timing decides (one plan for all), and only rank zero writes.
+    sync = (lambda value: fabric.broadcast(value, src=0)) if fabric.world_size > 1 else (lambda value: value)
     # Validation inputs are the same at every check: read once, replayed from memory.
     val_batches = ReplayBatches(val_loader, cfg.env.val_cache_mb * 2**20)
 
@@ -151,7 +154,8 @@ def train(net, train_loader, val_loader, val_labels: np.ndarray, *, cfg: MMConfi
     schedule = WarmupCosine(plan.horizon, schedule=o.schedule, warmup_steps=plan.warmup_steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     criterion = loss_fn(problem_type, class_weights)
-    ckpts = TopKCheckpoints(os.path.join(run_dir, "checkpoints"), o.top_k, metric.greater_is_better)
+    ckpts = TopKCheckpoints(os.path.join(run_dir, "checkpoints"), o.top_k, metric.greater_is_better,
+                            write=fabric.is_global_zero)
     resume_dir = os.path.join(run_dir, "resume")
     times = StepTimes(now)
 
@@ -232,6 +236,7 @@ def train(net, train_loader, val_loader, val_labels: np.ndarray, *, cfg: MMConfi
             times.add_opt(now() - t0)
             if not plan.checked and times.ready:
                 plan.check_time(step, budget(), times)
+                plan.restore(sync(plan.state()))
                 if require_floor and plan.horizon < min(plan.min_steps, plan.planned_steps()):
                     bar.close()
                     raise FloorUnreachable(plan.step_cost(plan.accumulate, times), plan.min_steps, budget())
@@ -242,7 +247,7 @@ def train(net, train_loader, val_loader, val_labels: np.ndarray, *, cfg: MMConfi
                         f"(warmup {plan.warmup_steps}); the schedule anneals over them.")
             bar.update(1)
             bar.set_postfix(loss=f"{running_loss:.4f}", val=f"{best:.4f}" if history else "-")
-            out_of_time = deadline is not None and now() + times.micro * plan.accumulate + reserve() > deadline
+            out_of_time = sync(deadline is not None and now() + times.micro * plan.accumulate + reserve() > deadline)
             if step % plan.val_every == 0 or out_of_time or step >= plan.horizon:
                 tv, replayed = now(), val_batches.batches is not None
                 score = validate()
@@ -258,7 +263,8 @@ def train(net, train_loader, val_loader, val_labels: np.ndarray, *, cfg: MMConfi
                 history.append({"step": step, "epoch": round(step / plan.steps_per_epoch(), 3), "val_score": score,
                                 "loss": running_loss, "lr": optimizer.param_groups[0]["lr"],
                                 "seconds": round(now() - start, 2)})
-                if deadline is not None and plan.checked and plan.shrink(step, budget(), times):
+                if deadline is not None and plan.checked and sync(plan.shrink(step, budget(), times)):
+                    plan.restore(sync(plan.state()))
                     follow_plan()
                     bar.total = plan.horizon
                 if out_of_time:
@@ -267,7 +273,7 @@ def train(net, train_loader, val_loader, val_labels: np.ndarray, *, cfg: MMConfi
                     stopped = "early_stopping"
                 elif step >= plan.horizon:
                     stopped = {"rows": "max_epochs", "max_steps": "max_steps"}.get(plan.source, "time_limit")
-                if resumable:
+                if resumable and fabric.is_global_zero:
                     save_resume_point(resume_dir, model, optimizer, {
                         "step": step, "epoch": epoch, "batches_in_epoch": i + 1, "best": best,
                         "bad_checks": bad_checks, "history": history, "running_loss": running_loss,
@@ -295,7 +301,9 @@ def train(net, train_loader, val_loader, val_labels: np.ndarray, *, cfg: MMConfi
         evaluated.append((score, last["outputs"]))
         return score
 
+    fabric.barrier()  # rank zero's checkpoint files are written before any rank reads them
     state, soup_info = make_soup(ckpts.ranked(), o.soup, evaluate_state, metric.better)
+    fabric.barrier()  # and stay until every rank has read them
     raw.load_state_dict(state)
     # The final weights' validation outputs without another pass: from the soup evaluation that
     # gave its score (greedy keeps only candidates that are not worse), or the best checkpoint's.
