@@ -1,0 +1,122 @@
+"""Fit a pool for a predictor: members on the shared split, locally or on Ray, then their weights.
+
+``fit_ensemble`` is what ``MultimodalPredictor.fit`` runs when a pool is asked for; a network
+member is a child predictor that trains with ``_fit_network`` on the same split.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from typing import Optional
+
+
+def fit_ensemble(predictor, split, cfg, entries, deadline: Optional[float], resume: bool) -> None:
+    """Train the pool's members on ``split`` for ``predictor``, weigh them, and set its
+    fitted attributes (``members_``, ``fit_info_`` ...)."""
+    import torch
+
+    from ..config import resolve
+    from ..data.processors import LabelProcessor
+    from ..data.split import train_valid_split
+    from .pool import Member, fit_pool, weigh
+
+    schema, metric = split.schema, split.metric
+    labels = LabelProcessor(schema.problem_type, schema.classes)
+    holdout = None
+    if cfg.ensemble.weights_split == "holdout":  # weights fitted on rows that drove no early stopping
+        val_df, holdout = train_valid_split(split.val_df, predictor.label, schema.problem_type != "regression",
+                                            predictor.seed, 0.5)
+        split = predictor._with_weights(type(split)(schema, metric, split.train_df, val_df, split.base, split.val_base))
+    y_train = labels.targets(split.train_df[predictor.label], predictor.label)
+    y_val = labels.targets(split.val_df[predictor.label], predictor.label)
+    overrides = {k: v for k, v in (predictor.overrides or {}).items() if not str(k).startswith("ensemble.")}
+
+    def fit_network(entry, share):
+        child = type(predictor)(predictor.label, schema.problem_type, metric.name, entry.preset, overrides,
+                                seed=predictor.seed, verbosity=predictor.verbosity,
+                                work_dir=os.path.join(predictor.work_dir, entry.name) if predictor.work_dir else None)
+        start = time.time()
+        child._fit_network(split, resolve(entry.preset, overrides), None if share is None else start + share,
+                           resume, require_floor=share is not None)
+        child.fit_info_["fit_seconds"] = round(time.time() - start, 2)
+        return Member(entry.name, "network", child, child.val_outputs_, child.fit_info_["val_score"],
+                      child.fit_info_["fit_seconds"])
+
+    fit_parallel = None if cfg.ensemble.executor != "ray" else \
+        (lambda networks: _fit_on_ray(predictor, networks, split, cfg, overrides, deadline, resume))
+
+    members = fit_pool(entries, schema=schema, train_df=split.train_df, val_df=split.val_df, y_train=y_train,
+                       y_val=y_val, metric=metric, seed=predictor.seed, deadline=deadline, fit_network=fit_network,
+                       log=lambda m: predictor._log(1, m), threads=torch.get_num_threads(), fit_parallel=fit_parallel,
+                       train_weights=split.train_weights, val_weights=split.val_weights)
+    val_weights = split.val_weights
+    if holdout is not None:
+        y_val = labels.targets(holdout[predictor.label], predictor.label)
+        val_weights = predictor._row_weights(holdout, "the held-out rows") if predictor.sample_weight in holdout else None
+        for m in members:
+            m.val_outputs = m.outputs(holdout, split.val_base)
+    score = weigh(members, y_val, metric, cfg.ensemble.method, cfg.ensemble.rounds, val_weights)
+    predictor.config_, predictor.schema_, predictor.metric_, predictor.members_ = cfg, schema, metric.name, members
+    predictor.fit_info_ = {
+        "val_score": score, "preset": predictor.preset, "n_train": len(split.train_df), "n_val": len(split.val_df),
+        "ensemble": {"method": cfg.ensemble.method, "weights_split": cfg.ensemble.weights_split,
+                     "n_weights_rows": len(y_val)},
+        "members": [{"name": m.name, "kind": m.kind, "weight": m.weight, "val_score": m.val_score,
+                     "fit_seconds": m.fit_seconds} for m in members],
+    }
+    predictor._log(1, "ensemble: " + ", ".join(f"{m.name} {m.weight:.2f}" for m in members if m.weight)
+                 + f"; validation {metric.name} {score:.4f}")
+
+
+def _fit_on_ray(predictor, networks, split, cfg, overrides, deadline, resume) -> list:
+    """Each network member in a Ray task (ensemble/executor.py); Members or FloorUnreachable."""
+    from ..train.plan import FloorUnreachable
+    from .executor import fit_remote, start_ray
+    from .pool import Member
+
+    run_dir = predictor.work_dir or tempfile.mkdtemp(prefix="mmtricks-pool-")
+    os.makedirs(run_dir, exist_ok=True)
+    e = cfg.ensemble
+    start_ray(e.ray_address, None if e.ray_address else max(e.cpus_per_member, os.cpu_count() or 1), run_dir)
+    tasks = [{"label": predictor.label, "preset": entry.preset, "overrides": overrides, "seed": predictor.seed,
+              "split": split, "deadline": deadline, "resume": resume, "verbosity": min(predictor.verbosity, 1),
+              "work_dir": os.path.join(predictor.work_dir, entry.name) if predictor.work_dir else None,
+              "out": os.path.join(run_dir, "members", entry.name)} for entry in networks]
+    try:
+        results = fit_remote(tasks, member_task, cpus=e.cpus_per_member, gpus=e.gpus_per_member)
+        out = []
+        for entry, r in zip(networks, results):
+            if "dropped" in r:
+                out.append(FloorUnreachable(*r["dropped"]))
+                continue
+            child = type(predictor).load(r["out"], verbosity=predictor.verbosity)
+            out.append(Member(entry.name, "network", child, r["val_outputs"], child.fit_info_["val_score"],
+                              child.fit_info_["fit_seconds"]))
+        return out
+    finally:
+        if predictor.work_dir is None:
+            shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def member_task(task: dict) -> dict:
+    """A network pool member fitted in another process (a Ray task): saved to ``task['out']``."""
+    from ..config import resolve
+    from ..train.plan import FloorUnreachable
+
+    split = task["split"]
+    from ..predictor import MultimodalPredictor
+
+    child = MultimodalPredictor(task["label"], split.schema.problem_type, split.metric.name, task["preset"],
+                                task["overrides"], seed=task["seed"], verbosity=task["verbosity"],
+                                work_dir=task["work_dir"])
+    start = time.time()
+    try:
+        child._fit_network(split, resolve(task["preset"], task["overrides"]), task["deadline"], task["resume"],
+                           require_floor=task["deadline"] is not None)
+    except FloorUnreachable as exc:
+        return {"dropped": [exc.seconds_per_step, exc.min_steps, exc.budget]}
+    child.fit_info_["fit_seconds"] = round(time.time() - start, 2)
+    child.save(task["out"])
+    return {"out": task["out"], "val_outputs": child.val_outputs_}
