@@ -192,3 +192,23 @@ def test_ray_trains_members_in_parallel_to_the_same_ensemble_as_sequential(tmp_p
     local, remote = runs["local"], runs["ray"]
     assert [m.weight for m in remote.members_] == [m.weight for m in local.members_]
     np.testing.assert_array_equal(remote.predict_proba(df).to_numpy(), local.predict_proba(df).to_numpy())
+
+
+def test_refit_full_retrains_the_chosen_members_on_train_and_validation(table_dir, tmp_path):
+    df = make_table(table_dir, n=120, kinds=("numerical", "categorical", "text"))
+    kw = dict(label="y", pool=["lightgbm", "linear", "tiny"], verbosity=0, seed=2, overrides={"optim.max_epochs": 3,
+              "ensemble.method": "uniform"})  # uniform: every member has a weight, so every kind is refit
+    plain = MultimodalPredictor(**kw).fit(df)
+    refit = MultimodalPredictor(**{**kw, "overrides": {**kw["overrides"], "ensemble.refit_full": True}}).fit(df)
+    assert refit.fit_info_["ensemble"]["refit_full"] == ["lightgbm", "linear", "tiny"]
+    n_all = plain.fit_info_["n_train"] + plain.fit_info_["n_val"]
+    net_plain, net_refit = plain.members_[2].model, refit.members_[2].model
+    assert net_refit.fit_info_["n_train"] == n_all
+    assert net_refit.fit_info_["plan"]["source"] == "max_steps"
+    assert net_refit.fit_info_["steps"] == net_plain.fit_info_["steps"]  # the size it had, on more rows
+    lgb_plain, lgb_refit = plain.members_[0].model, refit.members_[0].model
+    assert lgb_refit.booster_.current_iteration() == lgb_plain.rounds_used
+    assert [m.weight for m in refit.members_] == [m.weight for m in plain.members_]
+    assert not np.allclose(refit.predict_proba(df).to_numpy(), plain.predict_proba(df).to_numpy())
+    loaded = MultimodalPredictor.load(refit.save(str(tmp_path / "m")), verbosity=0)
+    np.testing.assert_array_equal(loaded.predict_proba(df).to_numpy(), refit.predict_proba(df).to_numpy())

@@ -130,6 +130,7 @@ class EnsembleConfig:
     method: str = "caruana"  # 'caruana', 'sequential' or 'uniform'
     rounds: int = 50  # Caruana's selection rounds
     weights_split: str = "validation"  # 'validation', or 'holdout': half the validation split, set aside for weights
+    refit_full: bool = False  # after the weights: refit each chosen member on train + validation (README)
     executor: str = "local"  # 'local' (one member after another) or 'ray' (network members in parallel)
     ray_address: typing.Optional[str] = None  # a running Ray cluster; None: a local loopback-only Ray
     cpus_per_member: int = 1  # Ray: CPUs (and torch threads) each network member's task asks for

@@ -118,6 +118,7 @@ def _write_network(predictor, folder: str) -> None:
 
 
 def _write_ensemble(predictor, folder: str) -> None:
+    import numpy as np
     from safetensors.numpy import save_file
 
     members = []
@@ -129,7 +130,9 @@ def _write_ensemble(predictor, folder: str) -> None:
         else:
             meta, arrays, files = m.model.state()
             _write_json(sub, "member.json", meta)
-            save_file({k: v for k, v in arrays.items()}, os.path.join(sub, "arrays.safetensors"))
+            # C order: safetensors writes an array's buffer as it lies in memory (a Fortran-ordered
+            # coefficient matrix would come back transposed in effect)
+            save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, os.path.join(sub, "arrays.safetensors"))
             for name, text in files.items():
                 with open(os.path.join(sub, name), "w", encoding="utf-8") as f:
                     f.write(text)

@@ -190,25 +190,34 @@ class LightGBMMember:
             params["num_class"] = n
         return params
 
-    def fit(self, train: pd.DataFrame, y: np.ndarray, val: pd.DataFrame, y_val: np.ndarray,
+    def fit(self, train: pd.DataFrame, y: np.ndarray, val: Optional[pd.DataFrame], y_val: Optional[np.ndarray],
             time_budget: Optional[float] = None, sample_weight: Optional[np.ndarray] = None,
             val_weight: Optional[np.ndarray] = None) -> "LightGBMMember":
+        """Early-stopped on ``val``; with ``val=None``, exactly ``rounds`` rounds (a refit)."""
         import lightgbm as lgb
 
         self.features_ = TableFeatures(self.schema, max_text_features=5000).fit(train)
         x, categorical = self.features_.trees(train)
-        xv, _ = self.features_.trees(val)
         data = lgb.Dataset(x, label=y, weight=sample_weight, categorical_feature=categorical, free_raw_data=False)
-        valid = lgb.Dataset(xv, label=y_val, weight=val_weight, reference=data, categorical_feature=categorical)
         start = time.time()
 
         def within_budget(env):
             if time_budget is not None and time.time() - start > time_budget:
                 raise lgb.callback.EarlyStopException(env.iteration, env.evaluation_result_list)
 
-        self.booster_ = lgb.train(self._params(), data, num_boost_round=self.rounds, valid_sets=[valid],
-                                  callbacks=[lgb.early_stopping(50, verbose=False), within_budget])
+        valid, callbacks = [], [within_budget]
+        if val is not None:
+            xv, _ = self.features_.trees(val)
+            valid = [lgb.Dataset(xv, label=y_val, weight=val_weight, reference=data, categorical_feature=categorical)]
+            callbacks.insert(0, lgb.early_stopping(50, verbose=False))
+        self.booster_ = lgb.train(self._params(), data, num_boost_round=self.rounds, valid_sets=valid,
+                                  callbacks=callbacks)
         return self
+
+    @property
+    def rounds_used(self) -> int:
+        """Boosting rounds the fitted model uses (the early-stopped best, or all)."""
+        return int(self.booster_.best_iteration or self.booster_.current_iteration())
 
     def outputs(self, df: pd.DataFrame) -> np.ndarray:
         x, _ = self.features_.trees(df)

@@ -11,6 +11,8 @@ import tempfile
 import time
 from typing import Optional
 
+import numpy as np
+
 
 def fit_ensemble(predictor, split, cfg, entries, deadline: Optional[float], resume: bool) -> None:
     """Train the pool's members on ``split`` for ``predictor``, weigh them, and set its
@@ -58,16 +60,66 @@ def fit_ensemble(predictor, split, cfg, entries, deadline: Optional[float], resu
         for m in members:
             m.val_outputs = m.outputs(holdout, split.val_base)
     score = weigh(members, y_val, metric, cfg.ensemble.method, cfg.ensemble.rounds, val_weights)
+    refit = _refit_full(predictor, members, split, overrides, deadline, labels) if cfg.ensemble.refit_full else []
     predictor.config_, predictor.schema_, predictor.metric_, predictor.members_ = cfg, schema, metric.name, members
     predictor.fit_info_ = {
         "val_score": score, "preset": predictor.preset, "n_train": len(split.train_df), "n_val": len(split.val_df),
         "ensemble": {"method": cfg.ensemble.method, "weights_split": cfg.ensemble.weights_split,
-                     "n_weights_rows": len(y_val)},
+                     "n_weights_rows": len(y_val), "refit_full": refit},
         "members": [{"name": m.name, "kind": m.kind, "weight": m.weight, "val_score": m.val_score,
                      "fit_seconds": m.fit_seconds} for m in members],
     }
     predictor._log(1, "ensemble: " + ", ".join(f"{m.name} {m.weight:.2f}" for m in members if m.weight)
                  + f"; validation {metric.name} {score:.4f}")
+
+
+def _refit_full(predictor, members, split, overrides, deadline, labels) -> list[str]:
+    """Refit each member with a weight on train + validation, with the size it had (LightGBM's
+    rounds, a network's steps and batch); weights stay. Returns the names refit."""
+    import pandas as pd
+
+    from ..config import resolve
+    from ..data.split import SharedSplit
+    from ..schema.infer import resolve_image_path
+    from .classic import CLASSIC_MEMBERS
+
+    schema, label = split.schema, predictor.label
+    val = split.val_df.copy()
+    for col in schema.columns("image"):  # paths of the two tables may resolve against other folders
+        val[col] = val[col].map(lambda v: resolve_image_path(v, split.val_base))
+    full = pd.concat([split.train_df, val], ignore_index=True)
+    weights = None
+    if split.train_weights is not None:
+        raw = predictor._row_weights(full, "the training and validation rows") if predictor.sample_weight in val \
+            else np.concatenate([split.train_weights, np.ones(len(val))])
+        weights = raw / raw.mean()
+    y_full = labels.targets(full[label], label)
+    done = []
+    for m in members:
+        if m.weight <= 0:
+            continue
+        if deadline is not None and deadline - time.time() < m.fit_seconds:
+            predictor._log(1, f"refit_full: no time left to refit {m.name}; kept as fitted.")
+            continue
+        start = time.time()
+        if m.kind == "network":
+            plan = m.model.fit_info_["plan"]
+            pinned = {**overrides, "optim.max_steps": plan["steps"], "optim.batch_size": plan["effective_batch"],
+                      "optim.patience": 10**9, "optim.soup": "best", "optim.top_k": 1}
+            child = type(predictor)(label, schema.problem_type, split.metric.name, m.model.preset, pinned,
+                                    seed=predictor.seed, verbosity=predictor.verbosity)
+            # the validation rows are in training now: their score only picks the (last) checkpoint
+            child._fit_network(SharedSplit(schema, split.metric, full, split.val_df, split.base, split.val_base,
+                                           weights, split.val_weights), resolve(m.model.preset, pinned), None, False)
+            m.model = child
+        else:
+            kwargs = {"rounds": m.model.rounds_used, "threads": m.model.threads} if m.kind == "lightgbm" else {}
+            m.model = CLASSIC_MEMBERS[m.kind](schema, seed=predictor.seed, **kwargs).fit(
+                full, y_full, None, None, sample_weight=weights)
+        m.fit_seconds = round(m.fit_seconds + time.time() - start, 2)
+        done.append(m.name)
+    predictor._log(1, f"refit_full: {done} refit on {len(full)} train + validation rows.")
+    return done
 
 
 def _fit_on_ray(predictor, networks, split, cfg, overrides, deadline, resume) -> list:
