@@ -212,3 +212,29 @@ def test_refit_full_retrains_the_chosen_members_on_train_and_validation(table_di
     assert not np.allclose(refit.predict_proba(df).to_numpy(), plain.predict_proba(df).to_numpy())
     loaded = MultimodalPredictor.load(refit.save(str(tmp_path / "m")), verbosity=0)
     np.testing.assert_array_equal(loaded.predict_proba(df).to_numpy(), refit.predict_proba(df).to_numpy())
+
+
+def test_without_optional_packages_the_pool_says_what_to_install(table_dir, monkeypatch, pool_fit, tmp_path):
+    import builtins
+    import importlib.util
+
+    from mmtricks.ensemble import executor
+    from mmtricks.errors import ModelLoadError
+
+    df = make_table(table_dir, n=20, kinds=("numerical",))
+    real_find, real_import = importlib.util.find_spec, builtins.__import__
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "lightgbm" else real_find(name, *a))
+    reason = skip_reason(pool_entries(["lightgbm"])[0], infer_schema(df, "y"), df)
+    assert "pip install 'mmtricks[pool]'" in reason
+    path = pool_fit[0].save(str(tmp_path / "ens"))
+
+    def no_optional(name, *args, **kwargs):
+        if name in ("lightgbm", "ray"):
+            raise ImportError(f"No module named '{name}'", name=name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_optional)
+    with pytest.raises(ModelLoadError, match=r"mmtricks\[pool\]"):
+        MultimodalPredictor.load(path)
+    with pytest.raises(ConfigError, match=r"mmtricks\[ray\]"):
+        executor.start_ray(None, 1, str(tmp_path))

@@ -281,6 +281,9 @@ def _read_ensemble(cls, path: str, meta: dict, predictor, verbosity: int):
                                   float(item["weight"])))
     except ModelLoadError:
         raise
+    except ImportError as exc:
+        raise ModelLoadError(f"The model in '{path}' has a member that needs {exc.name or exc}: "
+                             "pip install 'mmtricks[pool]'.") from exc
     except (KeyError, TypeError, ValueError, RuntimeError, OSError) as exc:
         raise ModelLoadError(f"Could not load the model in '{path}': {type(exc).__name__}: {exc}") from exc
     predictor.config_, predictor.schema_, predictor.members_ = config, schema, members

@@ -22,7 +22,13 @@ def start_ray(address: Optional[str], num_cpus: Optional[int], run_dir: str) -> 
     """Join ``address``, or start a loopback-only local Ray (once per process)."""
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # keeps every listener on 127.0.0.1 here
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # no token file written in the home folder
-    import ray
+    try:
+        import ray
+    except ImportError as exc:
+        from ..errors import ConfigError
+
+        raise ConfigError("ensemble.executor=ray needs Ray: pip install 'mmtricks[ray]' (or use the default "
+                          "ensemble.executor=local).") from exc
 
     if ray.is_initialized():
         return

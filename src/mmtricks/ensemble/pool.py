@@ -73,7 +73,11 @@ def pool_entries(names: list[str]) -> list[PoolEntry]:
 
 def skip_reason(entry: PoolEntry, schema, train_df) -> Optional[str]:
     """Why ``entry`` does not fit this data (None when it does)."""
+    import importlib.util
+
     modalities = schema.modalities
+    if entry.kind == "lightgbm" and importlib.util.find_spec("lightgbm") is None:
+        return "lightgbm is not installed (pip install 'mmtricks[pool]')"
     if entry.kind in CLASSIC_KINDS and not ({"tabular", "text"} & set(modalities)):
         return "it reads tabular and text columns; the table has only images"
     if entry.preset in ("modality_dropout", "modality_dropout_learnable") and len(modalities) < 2:
