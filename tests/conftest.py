@@ -56,6 +56,15 @@ def make_table(folder, n: int = 72, kinds=("numerical", "categorical", "text", "
     return pd.DataFrame(data)
 
 
+def save_tiny_model(folder) -> tuple:
+    """A one-epoch tiny model of every feature kind, saved in ``folder/model``: (predictor, table, path)."""
+    from mmtricks import MultimodalPredictor
+
+    df = make_table(str(folder), n=40, kinds=("numerical", "categorical", "text", "image"))
+    p = MultimodalPredictor(label="y", preset="tiny", overrides={"optim.max_epochs": 1}, verbosity=0).fit(df)
+    return p, df, p.save(os.path.join(str(folder), "model"))
+
+
 @pytest.fixture
 def table_dir(tmp_path):
     return str(tmp_path)

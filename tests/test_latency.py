@@ -17,18 +17,15 @@ import torch
 from mmtricks import MultimodalPredictor
 from mmtricks.data.processors import ImageProcessor
 
-from conftest import make_table
+from conftest import save_tiny_model
 
-ALL = ("numerical", "categorical", "text", "image")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
     folder = tmp_path_factory.mktemp("latency")
-    df = make_table(str(folder), n=40, kinds=ALL)
-    p = MultimodalPredictor(label="y", preset="tiny", overrides={"optim.max_epochs": 1}, verbosity=0).fit(df)
-    path = p.save(folder / "model")
+    p, df, path = save_tiny_model(folder)
     return p, df, str(path), folder
 
 

@@ -11,18 +11,14 @@ import pytest
 from mmtricks import MultimodalPredictor
 from mmtricks.errors import ModelLoadError, ModelSaveError
 
-from conftest import make_table
+from conftest import make_table, save_tiny_model
 
 ALL = ("numerical", "categorical", "text", "image")
 
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("saved")
-    df = make_table(str(folder), n=40, kinds=ALL)
-    p = MultimodalPredictor(label="y", preset="tiny", overrides={"optim.max_epochs": 1}, verbosity=0).fit(df)
-    path = p.save(folder / "model")
-    return p, df, path
+    return save_tiny_model(tmp_path_factory.mktemp("saved"))
 
 
 def _copy(path, tmp_path):

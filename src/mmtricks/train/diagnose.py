@@ -4,7 +4,7 @@ A network that ends at the majority class (or at the label mean) scores no bette
 validation than the constant predictor fitted on the training labels; one whose best
 validation is its last, on a rising curve, ran out of steps before it stopped improving.
 Both are said in the log and flagged in ``fit_info['diagnosis']`` and the leaderboard.
-One documented recovery (``RECOVERY``) is tried when a collapsed fit leaves time.
+One documented recovery (``recovery_overrides``) is tried when a collapsed fit leaves time.
 """
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ import numpy as np
 
 from .metrics import Metric
 
-# Overrides of the one retry a collapsed fit gets, per problem family (see README "No silent collapse").
-RECOVERY = {
-    "classification": {"optim.class_weights": "balanced"},  # a majority collapse: every class weighs the same
-    "regression": {"optim.lr": 3.0},  # multiplier: near-mean predictions after too few effective updates
-}
+# The one retry a collapsed fit gets (see README "No silent collapse"): classification gets
+# balanced class weights (a majority collapse), regression this multiple of its learning rate
+# (near-mean predictions after too few effective updates).
+RECOVERY_CLASSIFICATION = {"optim.class_weights": "balanced"}
+RECOVERY_LR_MULTIPLIER = 3.0
 
 
 def constant_outputs(train_labels: np.ndarray, n_rows: int, problem_type: str, n_classes: int) -> np.ndarray:
@@ -53,8 +53,8 @@ def _key(metric: Metric):
 def recovery_overrides(problem_type: str, cfg) -> dict:
     """The retry's config overrides for a collapsed fit of ``problem_type``."""
     if problem_type == "regression":
-        return {"optim.lr": cfg.optim.lr * RECOVERY["regression"]["optim.lr"]}
-    return dict(RECOVERY["classification"])
+        return {"optim.lr": cfg.optim.lr * RECOVERY_LR_MULTIPLIER}
+    return dict(RECOVERY_CLASSIFICATION)
 
 
 def class_weights(train_labels: np.ndarray, n_classes: int):
