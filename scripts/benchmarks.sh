@@ -9,7 +9,7 @@
 # tables into docs/benchmarks.md between its "bench-report" markers. With every run present
 # it only rewrites the reports (seconds). From nothing on a 2-core CPU: about 2 hours for the
 # quick peers and ablation, about an hour per seed of the missingness grid, and for the
-# standard profile about 6.3-7.1 hours for its core runs plus about 7.1 hours for its ablation
+# standard profile about 4.3-4.8 hours for its core runs plus about 4.8 hours for its ablation
 # (the estimate in src/mmtricks/bench/profiles.py). Env SEEDS / MISSING_SEEDS /
 # STANDARD_SEEDS narrow the seeds; SKIP_STANDARD=1 leaves the standard runs out.
 # Optional additions (off by default; docs/benchmarks.md, "Pool comparison"):

@@ -33,8 +33,8 @@ def test_rows_plan_has_the_floor_and_the_full_horizon():
     plan = StepPlan.from_rows(n_train=16_000, n_batches=500, optim=o)  # 500 micro batches of 32
     assert (plan.micro_batch, plan.accumulate, plan.effective_batch) == (32, 4, 128)
     assert plan.horizon == 125 * 20 and plan.warmup_steps == 250 and plan.source == "rows"
-    small = StepPlan.from_rows(n_train=400, n_batches=13, optim=o)  # 400 x 20 / 200 = 40 rows a step
-    assert small.effective_batch == 32 and small.horizon == 13 * 20 >= o.min_steps
+    small = StepPlan.from_rows(n_train=400, n_batches=13, optim=o)  # 400 x 20 / 128 = 62 rows a step
+    assert small.effective_batch == 64 and small.horizon == 7 * 20 >= o.min_steps
 
 
 def test_a_limit_that_affords_the_plan_changes_nothing():
@@ -44,16 +44,23 @@ def test_a_limit_that_affords_the_plan_changes_nothing():
     assert plan.state() == {**before, "checked": True}
 
 
+def o_floor() -> int:
+    return _optim().min_steps
+
+
 def test_a_binding_limit_shrinks_the_batch_toward_the_floor_then_the_horizon():
     plan = StepPlan.from_rows(16_000, 500, _optim())
-    # 1 s a micro batch, 300 s: 75 steps at batch 128, 300 steps of one micro batch
+    # 1 s a micro batch, 300 s: 75 steps at batch 128 (accumulate 4), 100 at 3, 150 at 2 >= the floor of 128
     plan.check_time(step=1, budget=300.0, t=_times(micro=1.0))
-    assert plan.accumulate == 1 and plan.source == "time_limit"
-    assert 256 <= plan.horizon <= 300  # rounded down to a coarse multiple
+    assert plan.accumulate == 2 and plan.source == "time_limit"
+    assert o_floor() <= plan.horizon <= 150  # rounded down to a coarse multiple
     assert plan.warmup_steps == round(0.1 * plan.horizon)
     plan2 = StepPlan.from_rows(16_000, 500, _optim())
     plan2.check_time(step=1, budget=300.0 * 1.01, t=_times(micro=1.0))
     assert plan2.horizon == plan.horizon  # 1% of timing noise: the same plan
+    tight = StepPlan.from_rows(16_000, 500, _optim())
+    tight.check_time(step=1, budget=100.0, t=_times(micro=1.0))  # even one micro batch a step misses the floor
+    assert tight.accumulate == 1 and tight.horizon < o_floor()
 
 
 def test_the_horizon_only_shrinks():

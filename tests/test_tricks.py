@@ -146,9 +146,11 @@ def test_every_basic_trick_switches_off():
 def test_small_training_sets_get_the_step_floor():
     from mmtricks.train.loop import plan_batches
 
-    o = resolve("default").optim  # batch 128, micro 32, 20 epochs, at least 200 steps
+    o = resolve("default").optim  # batch 128, micro 32, 20 epochs, at least 128 steps
     assert plan_batches(100_000, o) == (32, 4)  # the reference effective batch of 128
-    assert plan_batches(405, o) == (32, 1)  # 405 rows x 20 epochs / 200 steps: batch 40 -> one micro batch of 32
-    assert plan_batches(50, o) == (5, 1)
+    assert plan_batches(405, o) == (32, 2)  # 405 rows x 20 epochs / 128 steps: batch 63 -> two micro batches of 32
+    assert plan_batches(200, o) == (31, 1)  # 200 x 20 / 128 = 31 rows a step: less than one micro batch
+
+    assert plan_batches(50, o) == (7, 1)  # 50 x 20 / 128 = 7 rows a step (a tenth of the rows, 5, is the lowest)
     o.min_steps = 0
     assert plan_batches(405, o) == (32, 4)

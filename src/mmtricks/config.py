@@ -91,7 +91,7 @@ class OptimConfig:
     weight_decay: float = 1e-3
     batch_size: int = 128  # effective batch; accumulation makes it from micro batches
     micro_batch_size: int = 32
-    min_steps: int = 200  # step floor: the effective batch shrinks (toward one micro batch) so a fit makes this many
+    min_steps: int = 128  # step floor: the effective batch shrinks (toward one micro batch) so a fit makes this many
     max_epochs: int = 20
     max_steps: typing.Optional[int] = None  # pins the horizon in optimizer steps (e.g. fit_info['plan']['horizon'])
     class_weights: str = "none"  # 'none' or 'balanced' (cross-entropy weights inverse to class frequency)

@@ -20,14 +20,15 @@ foundation runs in docs/benchmarks.md, not a measurement; the first standard run
   (506) and ptech (750) are used whole; cloth (18,788) is cut to 4,000 (about 3,500 train /
   500 validation after the held-out split), which keeps its preprocessing, validations and
   the soup's evaluations small; the training itself is set by the step floor, below.
-* **Step floor**: ``optim.min_steps`` (200 by default). Under a time limit the fit plan
+* **Step floor**: ``optim.min_steps`` (128 by default). Under a time limit the fit plan
   (``fit_info["plan"]``, train/plan.py) shrinks gradient accumulation toward one 32-row
   micro batch until the limit affords the floor, and rounds the horizon down to a multiple
   of 16 steps (for horizons of 128-255), so a fit reaches the floor (``floor_reached``) when
-  the limit affords about 208 steps of one micro batch: about 6,700 rows through forward and
-  backward, whatever the table's size. No row cap makes that cheaper on covid or ptech.
-  Early stopping (10 validations without improvement) may still end a fit below the
-  floor: the fit had converged, and the report says which fits stopped that way.
+  the limit affords 128 steps of one micro batch: about 4,100 rows through forward and
+  backward, whatever the table's size (8 epochs of covid, 5.5 of ptech). No row cap makes
+  that cheaper on covid or ptech. Early stopping (10 validations without improvement) may
+  still end a fit below the floor: the fit had converged, and the report says which fits
+  stopped that way.
 * **Seconds per 32-row step, validations included**, at these input sizes. From the quick
   profile (64 tokens, 128 px; 2 threads): cloth 0.98 s per micro batch (text + tabular, 64
   tokens), ptech 1.58 (about 0.98 of text and 0.6 of 128-px images), covid 1.68 per step.
@@ -36,13 +37,14 @@ foundation runs in docs/benchmarks.md, not a measurement; the first standard run
   (1.68 - 0.6) x 2 + 1.84 = 4.0 s. Check on covid: the default-preset foundation fit took
   689 s for 138 steps with 2 validations an epoch, 5.0 s a step including preprocessing,
   the soup and 3 minutes shared with a test run; 4.0 s of clean steps is 552 s of it.
-* **Limits**: 208 steps plus about 40 s (preprocessing, model set-up, the reserve for the
+* **Limits**: 128 steps plus about 40 s (preprocessing, model set-up, the reserve for the
   last validation and the soup; 60 s on cloth, whose 4,000 rows are tokenised and whose 500
-  validation rows are read more often): cloth 208 x 1.96 + 60 = 468 s -> **540 s**; ptech
-  208 x 2.7 + 40 = 602 s -> **660 s**; covid 208 x 4.0 + 40 = 872 s -> **960 s** (also for any
-  other data set). The margin: steps up to 18% (cloth), 10% (ptech: 620 s / 208 = 2.98 s) and
-  10% (covid: 920 s / 208 = 4.42 s) slower than estimated still reach the floor; slower ones
-  do not, and the report lists such fits (each line's ``fit_summary.plan.floor_reached``).
+  validation rows are read more often): cloth 128 x 1.96 + 60 = 311 s -> **360 s**; ptech
+  128 x 2.7 + 40 = 386 s -> **440 s**; covid 128 x 4.0 + 40 = 552 s -> **640 s** (also for any
+  other data set). The margin: steps up to 19% (cloth: 300 s / 128 = 2.34 s), 16% (ptech:
+  400 s / 128 = 3.13 s) and 17% (covid: 600 s / 128 = 4.69 s) slower than estimated still
+  reach the floor; slower ones do not, and the report lists such fits (each line's
+  ``fit_summary.plan.floor_reached``).
 * **Total** (configs baseline, baseline_plus, linear, autogluon_mm, autogluon_tabular;
   3 seeds; covid, ptech, cloth: 45 runs), per data set and seed with limit T: each mmtricks
   preset 0.94 T (the quick profile's mean for baseline_plus, 0.96 at most) plus test
@@ -50,16 +52,14 @@ foundation runs in docs/benchmarks.md, not a measurement; the first standard run
   ptech about 10 s); autogluon_mm 1.23 T (its worst overrun in the quick profile) plus
   15-50 s; autogluon_tabular 0.4-1.0 T on covid and cloth (0.38 of the limit on average in
   the quick profile, 0.68 at most), about 10 s on ptech; linear about 5 s. That is
-  cloth 2 x 578 + 714 + 216..540 + 5 = 2,091-2,415 s, covid 2 x 912 + 1,196 + 384..960 + 5 =
-  3,409-3,985 s, ptech 2 x 630 + 827 + 10 + 5 = 2,102 s; 7,602-8,502 s a seed,
-  22,800-25,500 s for 3 seeds: **about 6.3-7.1 hours**. The four one-trick ablations add
-  4 x 3 x 3 = 36 mmtricks runs (12 each of 578, 912 and 630 s = 25,440 s): about 7.1 hours
-  more.
-* **Against a 4-5 hour target**: one limit of 450 s for every data set would bring the
-  core runs to about 4-4.5 hours (the same arithmetic), but covid and ptech fits would then
-  afford about 100 and 150 steps ((450 - 40) / 4.0 and / 2.7) and miss the 200-step floor.
-  The floor is what makes this profile's fits trained enough to draw conclusions from, so
-  the limits follow it and the time is over the target.
+  cloth 2 x 408 + 473 + 144..360 + 5 = 1,438-1,654 s, covid 2 x 612 + 817 + 256..640 + 5 =
+  2,302-2,686 s, ptech 2 x 424 + 571 + 10 + 5 = 1,434 s; 5,174-5,774 s a seed,
+  15,500-17,300 s for 3 seeds: **about 4.3-4.8 hours**, inside a 4-5 hour budget. The four
+  one-trick ablations add 4 x 3 x 3 = 36 mmtricks runs (12 each of 408, 612 and 424 s =
+  17,330 s): about 4.8 hours more.
+* **Why 128 steps**: the floor that a 4-5 hour budget affords on covid (the slowest data
+  set per step) with the 15-20% margin above. 200 steps (the earlier floor) would need
+  960 s covid fits and 6.3-7.1 hours for the core runs.
 """
 from __future__ import annotations
 
@@ -123,10 +123,10 @@ PROFILES: dict[str, Profile] = {
         name="standard",
         max_train_rows=4000,
         overrides={},
-        time_limit=960.0,
-        time_limits={"cloth": 540.0, "ptech": 660.0, "covid": 960.0},
+        time_limit=640.0,
+        time_limits={"cloth": 360.0, "ptech": 440.0, "covid": 640.0},
         description="2-core CPU, conclusions: train subsampled to 4000 rows, input sizes as the defaults choose "
-                    "them, per fit cloth 540 s, ptech 660 s, covid and others 960 s (room for the 200-step floor)",
+                    "them, per fit cloth 360 s, ptech 440 s, covid and others 640 s (room for the 128-step floor)",
     ),
     "full": Profile(
         name="full",
