@@ -9,7 +9,7 @@
 # tables into docs/benchmarks.md between its "bench-report" markers. With every run present
 # it only rewrites the reports (seconds). From nothing on a 2-core CPU: about 2 hours for the
 # quick peers and ablation, about an hour per seed of the missingness grid, and for the
-# standard profile about 4.3-4.8 hours for its core runs plus about 4.8 hours for its ablation
+# standard profile about 5.5 hours for its core runs (bf16), 1.3 hours for its fp32 gate and about 5.8 hours for its ablation
 # (the estimate in src/mmtricks/bench/profiles.py). Env SEEDS / MISSING_SEEDS /
 # STANDARD_SEEDS narrow the seeds; SKIP_STANDARD=1 leaves the standard runs out.
 # Optional additions (off by default; docs/benchmarks.md, "Pool comparison"):
@@ -24,6 +24,7 @@ DOC=docs/benchmarks.md
 QUICK=docs/bench/quick
 MISSING=docs/bench/missing
 STANDARD=docs/bench/standard
+STANDARD_FP32=docs/bench/standard_fp32
 CORE=baseline,baseline_plus,linear,autogluon_tabular,autogluon_mm
 ABLATION=baseline+greedy_soup,baseline+grad_clip,baseline+warmup,baseline+layer_decay
 MISSING_CONFIGS=baseline_plus,modality_dropout,learnable_embed,modality_dropout_learnable
@@ -39,9 +40,13 @@ if [ "${SKIP_STANDARD:-0}" != 1 ]; then
   # Core runs first (peers included), then the one-trick ablation: an interrupted run resumes.
   mmtricks bench --profile standard --data-dir "$DATA" --seeds "${STANDARD_SEEDS:-0,1,2}" --threads 2 \
     --configs "$CORE" --out "$STANDARD"
+  # The bf16 gate (bench/profiles.py): Baseline+ in 32-bit, same rows and limits, its own folder.
+  mmtricks bench --profile standard --data-dir "$DATA" --seeds "${STANDARD_SEEDS:-0,1,2}" --threads 2 \
+    --configs baseline_plus --set env.precision=32-true --out "$STANDARD_FP32"
   mmtricks bench --profile standard --data-dir "$DATA" --seeds "${STANDARD_SEEDS:-0,1,2}" --threads 2 \
     --configs "$ABLATION" --out "$STANDARD"
   mmtricks bench report "$STANDARD" --doc "$DOC"
+  mmtricks bench report "$STANDARD_FP32" --doc "$DOC"
 fi
 if [ "${POOL:-0}" = 1 ]; then
   # Pool comparison (optional): the pool preset and AutoGluon's multimodal stack, same rows and limits.

@@ -250,11 +250,11 @@ def test_standard_profile_uses_default_input_sizes_and_shares_rows_with_peers(tm
     from mmtricks.bench.profiles import get_profile
 
     std, quick = get_profile("standard"), get_profile("quick")
-    # What a user gets: no input-size overrides (nor any other), so the defaults choose them.
-    assert std.overrides == {} and std.text_max_length is None and std.image_size is None
-    assert std.max_train_rows == 4000 and std.time_limits == {"cloth": 360.0, "ptech": 440.0, "covid": 640.0}
-    assert std.limit_for("covid") == 640 and std.limit_for("mine") == std.time_limit == 640
-    assert "Sizing of ``standard``" in profiles.__doc__ and "estimate" in profiles.__doc__
+    # What a user gets: no input-size overrides, so the defaults choose them; bf16 autocast (the gated candidate).
+    assert std.overrides == {"env.precision": "bf16-mixed"} and std.text_max_length is None and std.image_size is None
+    assert std.max_train_rows == 4000 and std.time_limits == {"cloth": 400.0, "ptech": 560.0, "covid": 800.0}
+    assert std.limit_for("covid") == 800 and std.limit_for("mine") == std.time_limit == 800
+    assert "Sizing of ``standard``" in profiles.__doc__ and "measured" in profiles.__doc__
     # quick stays the smoke profile it was.
     assert quick.max_train_rows == 2000 and quick.time_limit == 90 and quick.overrides["data.image_size"] == 128
 
@@ -262,12 +262,12 @@ def test_standard_profile_uses_default_input_sizes_and_shares_rows_with_peers(tm
     entry = _write_set(str(data), kinds=("numerical", "text"))
     ds = load_dataset("syn", data_dir=str(data))
     request = build_request("multimodal", "tr.parquet", "te.parquet", ds, std, std.limit_for("syn"), 0, "o")
-    assert (request["max_train_rows"], request["time_limit"]) == (4000, 640)
+    assert (request["max_train_rows"], request["time_limit"]) == (4000, 800)
     assert request["text_max_length"] is None and request["image_size"] is None  # AutoGluon's defaults too
     rc = main(["bench", "--profile", "standard", "--data-dir", str(data), "--configs", "baseline,linear",
                "--seeds", "0,1", "--out", str(tmp_path / "out"), "--dry-run"])
     out = capsys.readouterr().out
-    assert rc == 0 and "4 of 4 fits to run (profile standard, time limit 640s" in out and entry["name"] in out
+    assert rc == 0 and "4 of 4 fits to run (profile standard, time limit 800s" in out and entry["name"] in out
 
     # Per data set limits, the same for every config (peers included); --time-limit overrides them.
     from mmtricks.bench.runner import Bench, BenchSpec
@@ -278,9 +278,9 @@ def test_standard_profile_uses_default_input_sizes_and_shares_rows_with_peers(tm
     bench = Bench(BenchSpec(datasets=["syn", "cloth"], configs=["baseline", "autogluon_mm"], seeds=[0],
                             out_dir=str(tmp_path / "o2"), profile="standard", data_dir=str(data)))
     syn, cloth = bench.datasets
-    assert (bench.limit(syn), bench.limit(cloth)) == (640, 360)
-    assert bench._base(cloth, "autogluon_mm", 0, 0.0, 0.0)["time_limit"] == 360
-    assert bench._watchdog(cloth) == 3 * 360 + 600
+    assert (bench.limit(syn), bench.limit(cloth)) == (800, 400)
+    assert bench._base(cloth, "autogluon_mm", 0, 0.0, 0.0)["time_limit"] == 400
+    assert bench._watchdog(cloth) == 3 * 400 + 600
     fixed = Bench(BenchSpec(datasets=["cloth"], configs=["baseline"], seeds=[0], out_dir=str(tmp_path / "o3"),
                             profile="standard", data_dir=str(data), time_limit=30))
     assert fixed.limit(fixed.datasets[0]) == 30

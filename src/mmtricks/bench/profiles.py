@@ -7,15 +7,20 @@ too few to draw conclusions from. ``standard`` is the profile the documented con
 on this 2-core CPU come from (sizing below). ``full`` is the reference setting: all the
 data, default config, 30 minutes a fit, meant for a GPU machine.
 
-Sizing of ``standard`` (an estimate from the committed quick-profile results and the
-foundation runs in docs/benchmarks.md, not a measurement; the first standard run checks it):
+Sizing of ``standard`` (from measured step times on this 2-core CPU; each run's lines record
+what it really took):
 
 * **Inputs**: no ``data.image_size`` / ``data.text_max_length`` overrides, so each config
   uses the input sizes the defaults choose for the data, as a user gets them. On the
   shared data that is 224-px images (covid's and ptech's images have a 256-px short side;
   the encoder's native 224 caps it) and per row 128 tokens on cloth and covid (95th
-  percentile of the rows 136 and 271, capped by ``data.text_max_length``) and 56 on ptech
-  (95th percentile 54).
+  percentile of the rows 136 and 163, capped by ``data.text_max_length``) and 56 on ptech.
+* **Precision**: ``env.precision=bf16-mixed`` (autocast in training and prediction) for
+  every mmtricks config, the candidate for ``auto`` on CPUs with native bf16 (this one has
+  avx512_bf16). The gate for making it ``auto``: ``baseline_plus`` rerun in this profile
+  with ``--set env.precision=32-true`` (into its own folder; scripts/benchmarks.sh), whose
+  per-data-set means must not beat bf16's by more than the seed spread. AutoGluon runs as it
+  defaults (32-bit on CPU).
 * **Rows**: at most 4,000 train rows per seed, the same for every config and peer. covid
   (506) and ptech (750) are used whole; cloth (18,788) is cut to 4,000 (about 3,500 train /
   500 validation after the held-out split), which keeps its preprocessing, validations and
@@ -25,41 +30,33 @@ foundation runs in docs/benchmarks.md, not a measurement; the first standard run
   micro batch until the limit affords the floor, and rounds the horizon down to a multiple
   of 16 steps (for horizons of 128-255), so a fit reaches the floor (``floor_reached``) when
   the limit affords 128 steps of one micro batch: about 4,100 rows through forward and
-  backward, whatever the table's size (8 epochs of covid, 5.5 of ptech). No row cap makes
-  that cheaper on covid or ptech. Early stopping (10 validations without improvement) may
-  still end a fit below the floor: the fit had converged, and the report says which fits
-  stopped that way.
-* **Seconds per 32-row step, validations included**, at these input sizes. From the quick
-  profile (64 tokens, 128 px; 2 threads): cloth 0.98 s per micro batch (text + tabular, 64
-  tokens), ptech 1.58 (about 0.98 of text and 0.6 of 128-px images), covid 1.68 per step.
-  Scaled, text (and tabular) by the token count (128/64 = 2x, 56/64), images by the pixels
-  ((224/128)^2 = 3.06x): cloth 0.98 x 2 = 1.96 s, ptech 0.86 + 1.84 = 2.7 s, covid
-  (1.68 - 0.6) x 2 + 1.84 = 4.0 s. Check on covid: the default-preset foundation fit took
-  689 s for 138 steps with 2 validations an epoch, 5.0 s a step including preprocessing,
-  the soup and 3 minutes shared with a test run; 4.0 s of clean steps is 552 s of it.
-* **Limits**: 128 steps plus about 40 s (preprocessing, model set-up, the reserve for the
-  last validation and the soup; 60 s on cloth, whose 4,000 rows are tokenised and whose 500
-  validation rows are read more often): cloth 128 x 1.96 + 60 = 311 s -> **360 s**; ptech
-  128 x 2.7 + 40 = 386 s -> **440 s**; covid 128 x 4.0 + 40 = 552 s -> **640 s** (also for any
-  other data set). The margin: steps up to 19% (cloth: 300 s / 128 = 2.34 s), 16% (ptech:
-  400 s / 128 = 3.13 s) and 17% (covid: 600 s / 128 = 4.69 s) slower than estimated still
-  reach the floor; slower ones do not, and the report lists such fits (each line's
+  backward, whatever the table's size (8 epochs of covid, 5.5 of ptech). Early stopping
+  (10 validations without improvement) may still end a fit below the floor: the fit had
+  converged, and the report says which fits stopped that way.
+* **Seconds per 32-row step** (validations included). Measured: the first fp32 run of
+  ``baseline`` on covid made 7.65 s a step (64 steps in 490 s; a 640-s limit then afforded
+  only half the floor), and ``scripts/bf16_check.py --threads 2`` on an idle machine gave
+  one 32-row forward+backward of MiniLM-L6 at 128 tokens 2.43 s (fp32) / 1.56 s (bf16) and
+  of EfficientNet-Lite0 at 224 px 3.29 s / 2.11 s: 1.55x. Scaled by that: covid 4.9 s a
+  step in bf16, ptech (56 tokens) about 3.4 s, cloth (text + tabular, 500-row validations)
+  about 2.1 s.
+* **Limits**: 128 steps at those times plus about 15% (the first timed steps, which set the
+  plan, run slower than later ones) plus 60-80 s of set-up, the last validation and the soup:
+  cloth 128 x 2.1 x 1.15 + 80 = 389 s -> **400 s**; ptech 128 x 3.4 x 1.15 + 60 = 560 s ->
+  **560 s**; covid 128 x 4.9 x 1.15 + 80 = 801 s -> **800 s** (also for any other data set).
+  Slower fits do not reach the floor, and the report lists them (each line's
   ``fit_summary.plan.floor_reached``).
 * **Total** (configs baseline, baseline_plus, linear, autogluon_mm, autogluon_tabular;
   3 seeds; covid, ptech, cloth: 45 runs), per data set and seed with limit T: each mmtricks
-  preset 0.94 T (the quick profile's mean for baseline_plus, 0.96 at most) plus test
-  prediction and start-up (cloth about 70 s for 4,698 test rows at 128 tokens, covid and
-  ptech about 10 s); autogluon_mm 1.23 T (its worst overrun in the quick profile) plus
-  15-50 s; autogluon_tabular 0.4-1.0 T on covid and cloth (0.38 of the limit on average in
-  the quick profile, 0.68 at most), about 10 s on ptech; linear about 5 s. That is
-  cloth 2 x 408 + 473 + 144..360 + 5 = 1,438-1,654 s, covid 2 x 612 + 817 + 256..640 + 5 =
-  2,302-2,686 s, ptech 2 x 424 + 571 + 10 + 5 = 1,434 s; 5,174-5,774 s a seed,
-  15,500-17,300 s for 3 seeds: **about 4.3-4.8 hours**, inside a 4-5 hour budget. The four
-  one-trick ablations add 4 x 3 x 3 = 36 mmtricks runs (12 each of 408, 612 and 424 s =
-  17,330 s): about 4.8 hours more.
-* **Why 128 steps**: the floor that a 4-5 hour budget affords on covid (the slowest data
-  set per step) with the 15-20% margin above. 200 steps (the earlier floor) would need
-  960 s covid fits and 6.3-7.1 hours for the core runs.
+  preset 0.94 T plus test prediction and start-up (cloth about 70 s for 4,698 test rows,
+  covid and ptech about 10 s); autogluon_mm 1.23 T (its worst overrun in the quick profile)
+  plus about 30 s; autogluon_tabular about 0.7 T on covid and cloth, 15 s on ptech; linear
+  about 5 s. That is cloth 2 x 446 + 522 + 280 + 5 = 1,699 s, covid 2 x 762 + 1,014 + 560 + 5
+  = 3,103 s, ptech 2 x 536 + 719 + 15 = 1,806 s; 6,608 s a seed, 19,800 s for 3 seeds:
+  **about 5.5 hours**, over a 4-5 hour budget: at the measured step times even bf16 and the
+  floor of 128 steps (the low end of 100-200) need these limits. The fp32 gate adds 9 runs
+  of baseline_plus (about 1.3 hours); the four one-trick ablations 36 mmtricks runs (about
+  5.8 hours).
 """
 from __future__ import annotations
 
@@ -122,11 +119,11 @@ PROFILES: dict[str, Profile] = {
     "standard": Profile(
         name="standard",
         max_train_rows=4000,
-        overrides={},
-        time_limit=640.0,
-        time_limits={"cloth": 360.0, "ptech": 440.0, "covid": 640.0},
+        overrides={"env.precision": "bf16-mixed"},
+        time_limit=800.0,
+        time_limits={"cloth": 400.0, "ptech": 560.0, "covid": 800.0},
         description="2-core CPU, conclusions: train subsampled to 4000 rows, input sizes as the defaults choose "
-                    "them, per fit cloth 360 s, ptech 440 s, covid and others 640 s (room for the 128-step floor)",
+                    "them, bf16 autocast, per fit cloth 400 s, ptech 560 s, covid and others 800 s (room for the 128-step floor)",
     ),
     "full": Profile(
         name="full",
