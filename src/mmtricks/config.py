@@ -55,6 +55,7 @@ class TabularConfig:
 class TextConfig:
     """Hugging Face text encoder."""
 
+    encoder: str = "hf_text"  # 'hf_text', or 'clip_text' (a CLIP text tower; preset lf_aligned)
     backbone: str = "minilm-l6"  # zoo name, hub id or local folder
     pretrained: bool = True
     pooling: str = "mean"  # 'mean' or 'cls'
@@ -67,6 +68,7 @@ class TextConfig:
 class ImageConfig:
     """timm image encoder."""
 
+    encoder: str = "timm_image"  # 'timm_image', or 'clip_image' (a CLIP vision tower; preset lf_aligned)
     backbone: str = "efficientnet-lite0"  # zoo name, timm name, 'timmname@file' or folder
     pretrained: bool = True
     learnable_missing: bool = False  # a trainable vector stands in for a missing image
@@ -74,12 +76,17 @@ class ImageConfig:
 
 @dataclass
 class FusionConfig:
-    """How per-encoder features become one vector."""
+    """How the encoders' outputs become one vector (models/fusion/; README "Fusions")."""
 
-    name: str = "mlp"
+    name: str = "mlp"  # 'mlp' (LF-MLP), 'transformer' (LF-Transformer), 'sequential' (LF-SF), 'early', 'llm'
     adapter_dim: int = 128  # common width every encoder is projected to
-    hidden: int = 128
+    hidden: int = 128  # mlp: width of the fusion MLP
     dropout: float = 0.1
+    n_blocks: int = 3  # transformer, early: blocks of the fusion transformer
+    n_heads: int = 8  # transformer, sequential, early: attention heads (lowered to a divisor of the width)
+    order: str = "tabular,text,image"  # sequential: the order the encoders run in
+    backbone: typing.Optional[str] = None  # early: a pretrained HF text model's layers as the shared transformer
+    max_tokens: int = 1024  # early (own transformer): positions, i.e. tokens a row at most
 
 
 @dataclass
@@ -289,6 +296,14 @@ def _check_choices(cfg: MMConfig) -> None:
     for key, (value, choices) in checks.items():
         if value not in choices:
             raise ConfigError(one_of(key, value, choices))
+    from .models.registry import list_encoders, list_fusions  # the registries (imports torch)
+
+    for key, value, names in (("fusion.name", cfg.fusion.name, list_fusions()),
+                              ("text.encoder", cfg.text.encoder, list_encoders("text")),
+                              ("image.encoder", cfg.image.encoder, list_encoders("image")),
+                              ("tabular.encoder", cfg.tabular.encoder, list_encoders("tabular"))):
+        if value not in names:
+            raise ConfigError(one_of(key, value, names))
     ranges = {
         "optim.lr": cfg.optim.lr > 0,
         "optim.batch_size": cfg.optim.batch_size >= 1,
@@ -308,6 +323,9 @@ def _check_choices(cfg: MMConfig) -> None:
         "data.image_size": cfg.data.image_size is None or cfg.data.image_size >= 1,
         "data.text_max_length": cfg.data.text_max_length >= 8,
         "data.modality_dropout": 0.0 <= cfg.data.modality_dropout < 1.0,
+        "fusion.n_blocks": cfg.fusion.n_blocks >= 1,
+        "fusion.n_heads": cfg.fusion.n_heads >= 1,
+        "fusion.max_tokens": cfg.fusion.max_tokens >= 2,
     }
     for key, ok in ranges.items():
         if not ok:

@@ -303,17 +303,15 @@ class MultimodalPredictor:
     @staticmethod
     def _build_net(schema, cfg, pre, encoders=None):
         """The network for fitted processors ``pre``; text/image ``encoders`` built anew when None."""
-        from .models.net import MultimodalNet, build_encoders_for, build_tabular_encoder
+        from .models.net import MultimodalNet, build_encoders_for, build_tabular_encoder, fusion_kwargs
 
         if encoders is None:
             encoders = build_encoders_for(schema.modalities, cfg, len(schema.columns("image")))
         tab = build_tabular_encoder(cfg, len(pre.num.columns), pre.cat.cardinalities)
         if tab is not None:
             encoders = {"tabular": tab, **encoders}
-        f = cfg.fusion
         n_out = 1 if schema.problem_type == "regression" else len(schema.classes)
-        return MultimodalNet(encoders, f.name, dict(adapter_dim=f.adapter_dim, hidden=f.hidden, dropout=f.dropout),
-                             n_out)
+        return MultimodalNet(encoders, cfg.fusion.name, fusion_kwargs(cfg.fusion), n_out)
 
     def _dataset(self, pre, encoded, row_hook=None, image_cache_mb: int = 0):
         """A TableDataset over ``encoded``. Training passes its row hook and ``env.image_cache_mb``:

@@ -14,28 +14,30 @@ from .registry import create_encoder, create_fusion
 
 
 class MultimodalNet(nn.Module):
-    """``forward(batch)`` returns ``{'logits': (B, n_out), 'features': (B, H), 'tokens': {...}}``."""
+    """``forward(batch)`` returns ``{'logits': (B, n_out), 'features': (B, H), 'modality': {m: (B, d)}}``.
+
+    The fusion (``models/fusion/``, by name from its registry) runs the encoders in its own
+    order; ``modality`` holds its per-modality features (alignment losses use them).
+    """
 
     def __init__(self, encoders: dict[str, nn.Module], fusion_name: str, fusion_kwargs: dict, n_out: int):
         super().__init__()
         self.encoders = nn.ModuleDict(encoders)
-        inputs = {m: (int(getattr(enc, "n_tokens", 1)), enc.out_dim) for m, enc in encoders.items()}
         self.fusion_name = fusion_name
         self.fusion_kwargs = dict(fusion_kwargs)
-        self.fusion = create_fusion(fusion_name, inputs=inputs, **fusion_kwargs)
+        self.fusion = create_fusion(fusion_name, encoders=dict(encoders), **fusion_kwargs)
         self.head = nn.Linear(self.fusion.out_dim, n_out)
         self.n_out = n_out
 
     def forward(self, batch: dict) -> dict:
-        tokens = {m: enc(batch) for m, enc in self.encoders.items()}  # modality -> (B, T, D)
-        features = self.fusion(tokens)  # (B, H)
-        return {"logits": self.head(features), "features": features, "tokens": tokens}
+        fused = self.fusion(self.encoders, batch)
+        return {"logits": self.head(fused.features), "features": fused.features, "modality": fused.modality}
 
     def spec(self) -> dict:
         """JSON that rebuilds this network's architecture (weights come from safetensors)."""
         return {
             "encoders": {m: {"name": enc.registry_name, "kwargs": enc.spec()} for m, enc in self.encoders.items()},
-            "fusion": {"name": self.fusion_name, "kwargs": self.fusion_kwargs},
+            "fusion": {"name": self.fusion_name, "kwargs": {**self.fusion_kwargs, **(self.fusion.spec() or {})}},
             "n_out": self.n_out,
         }
 
@@ -47,7 +49,8 @@ class MultimodalNet(nn.Module):
         loads every weight next with ``strict=True`` (``persist.load_predictor`` does). Nothing
         pretrained is read either way: encoders rebuild from their spec, without the zoo.
         """
-        uses_hf = any(item["name"] == "hf_text" for item in spec["encoders"].values())
+        uses_hf = any(item["name"] in HF_ENCODERS for item in spec["encoders"].values()) or any(
+            spec["fusion"]["kwargs"].get(key) for key in ("backbone_spec", "llm_config"))
         with contextlib.nullcontext() if init_weights else skip_weight_init(transformers=uses_hf):
             encoders = {}
             for modality, item in spec["encoders"].items():
@@ -55,6 +58,7 @@ class MultimodalNet(nn.Module):
             return cls(encoders, spec["fusion"]["name"], spec["fusion"]["kwargs"], int(spec["n_out"]))
 
 
+HF_ENCODERS = ("hf_text", "clip_text", "clip_image")  # encoders built on Hugging Face transformers
 _SKIPPING = threading.local()  # .depth > 0 inside skip_weight_init, per thread
 
 
@@ -136,16 +140,26 @@ def skip_weight_init(transformers: bool = False) -> Iterator[None]:
             setattr(owner, attr, value)
 
 
+def fusion_kwargs(fusion_cfg) -> dict:
+    """The ``fusion.*`` settings the configured fusion takes (its ``config_keys``)."""
+    from .registry import fusion_class
+
+    kwargs = {k: getattr(fusion_cfg, k) for k in fusion_class(fusion_cfg.name).config_keys}
+    if isinstance(kwargs.get("order"), str):
+        kwargs["order"] = [m.strip() for m in kwargs["order"].split(",") if m.strip()]
+    return kwargs
+
+
 def build_encoders_for(modalities: list[str], cfg, n_image_columns: int = 0) -> dict[str, nn.Module]:
     """Text and image encoders from the config (the tabular one needs fitted processors)."""
     encoders: dict[str, nn.Module] = {}
     if "text" in modalities:
         t = cfg.text
-        encoders["text"] = create_encoder("hf_text", backbone=t.backbone, pretrained=t.pretrained,
+        encoders["text"] = create_encoder(t.encoder, backbone=t.backbone, pretrained=t.pretrained,
                                           pooling=t.pooling, tiny=t.tiny, trust_remote_code=t.trust_remote_code,
                                           learnable_missing=t.learnable_missing)
     if "image" in modalities:
-        encoders["image"] = create_encoder("timm_image", backbone=cfg.image.backbone,
+        encoders["image"] = create_encoder(cfg.image.encoder, backbone=cfg.image.backbone,
                                            pretrained=cfg.image.pretrained, n_tokens=n_image_columns,
                                            learnable_missing=cfg.image.learnable_missing)
     return encoders

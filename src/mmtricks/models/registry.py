@@ -10,12 +10,17 @@ FUSIONS: Registry = Registry("fusion")  # name -> class(fusion module)
 def _fill() -> None:
     # Each module registers itself on import; one file per component.
     from .encoders import ft_transformer, hf_text, mlp, timm_image  # noqa: F401
-    from .fusion import mlp as fusion_mlp  # noqa: F401
+    from .fusion import early, mlp as fusion_mlp, sequential, transformer  # noqa: F401
 
 
 def create_encoder(name: str, **kwargs):
     _fill()
     return ENCODERS.get(name)(**kwargs)
+
+
+def fusion_class(name: str):
+    _fill()
+    return FUSIONS.get(name)
 
 
 def create_fusion(name: str, **kwargs):

@@ -1,11 +1,13 @@
 """FT-Transformer (Gorishniy et al. 2021): one token per feature plus CLS, transformer blocks."""
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 from torch import nn
 
 from ..registry import ENCODERS
-from .base import Encoder
+from .base import Encoder, EncoderOutput, full_mask, with_prefix
 
 
 class FeatureTokenizer(nn.Module):
@@ -67,12 +69,25 @@ class FTTransformer(Encoder):
             block.self_attn.dropout = attention_dropout
         self.norm = nn.LayerNorm(token_dim)
 
-    def forward(self, batch: dict) -> torch.Tensor:
+    accepts_prefix = True
+
+    def encode(self, batch: dict, sequence: bool = False, prefix: Optional[torch.Tensor] = None) -> EncoderOutput:
+        """Pooled: the CLS token (B, 1, D). Sequence: every position after the blocks (prefix, CLS,
+        one per feature), normalised."""
         x = self.tokenizer(batch["num"], batch["cat"], batch["num_missing"])  # (B, n_features, D)
-        x = torch.cat([self.cls.expand(len(x), -1, -1), x], dim=1)
+        x, _ = with_prefix(prefix, torch.cat([self.cls.expand(len(x), -1, -1), x], dim=1))
         for block in self.blocks:
             x = block(x)
-        return self.norm(x[:, :1])  # (B, 1, D): the CLS token
+        p = 0 if prefix is None else prefix.shape[1]
+        if not sequence:
+            return EncoderOutput(self.norm(x[:, p:p + 1]))
+        x = self.norm(x)
+        return EncoderOutput(x[:, p:p + 1], x, full_mask(x))
+
+    def embed(self, batch: dict) -> EncoderOutput:
+        """The feature tokenizer's tokens, one per feature (B, n_features, D)."""
+        x = self.tokenizer(batch["num"], batch["cat"], batch["num_missing"])
+        return EncoderOutput(None, x, full_mask(x))
 
     def depth_groups(self) -> list[list[nn.Parameter]]:
         # The final norm sits with the last block; the tokenizer and CLS are the input side.

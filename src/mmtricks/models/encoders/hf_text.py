@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from ..registry import ENCODERS
-from .base import Encoder
+from .base import Encoder, EncoderOutput, with_prefix
 
 # Small random transformer for tests: the backbone's tokenizer, a tiny body.
 TINY_OVERRIDES = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
@@ -76,17 +76,32 @@ class HFTextEncoder(Encoder):
         """The backbone's own tokenizer (processors are built from it)."""
         return load_tokenizer(self.path, self.trust_remote_code)
 
-    def forward(self, batch: dict) -> torch.Tensor:
+    accepts_prefix = True
+
+    def encode(self, batch: dict, sequence: bool = False, prefix: Optional[torch.Tensor] = None) -> EncoderOutput:
+        """Pooled: the mean (or CLS) of the last hidden states (B, 1, H). Sequence: the last hidden
+        states with the attention mask; a prefix goes in front of the word embeddings."""
         ids, mask = batch["text_ids"], batch["text_mask"]
-        hidden = self.model(input_ids=ids, attention_mask=mask).last_hidden_state  # (B, L, H)
-        if self.pooling == "cls":
-            pooled = hidden[:, 0]
+        if prefix is None:
+            hidden = self.model(input_ids=ids, attention_mask=mask).last_hidden_state  # (B, L, H)
         else:
-            m = mask.unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)
+            embeds, mask = with_prefix(prefix, self.model.get_input_embeddings()(ids), mask)
+            hidden = self.model(inputs_embeds=embeds, attention_mask=mask.long()).last_hidden_state
+        p = 0 if prefix is None else prefix.shape[1]
+        if self.pooling == "cls":
+            pooled = hidden[:, p]
+        else:
+            m = mask[:, p:].unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden[:, p:] * m).sum(1) / m.sum(1).clamp(min=1.0)
         if self.missing_embed is not None and "text_missing" in batch:
             pooled = torch.where(batch["text_missing"].unsqueeze(-1), self.missing_embed.to(pooled.dtype), pooled)
-        return pooled.unsqueeze(1)  # (B, 1, H)
+        if not sequence:
+            return EncoderOutput(pooled.unsqueeze(1))
+        return EncoderOutput(pooled.unsqueeze(1), hidden, mask.bool())
+
+    def embed(self, batch: dict) -> EncoderOutput:
+        """The word embeddings of the token ids (B, L, H), with the attention mask."""
+        return EncoderOutput(None, self.model.get_input_embeddings()(batch["text_ids"]), batch["text_mask"].bool())
 
     def depth_groups(self) -> list[list[nn.Parameter]]:
         """Transformer blocks from the last to the first, then the embeddings."""

@@ -1,4 +1,4 @@
-"""Plain MLP over scaled numbers and category embeddings."""
+"""Plain MLP over scaled numbers and category embeddings (no sequence: its pooled token stands in)."""
 from __future__ import annotations
 
 import torch
@@ -26,7 +26,7 @@ class TabularMLP(Encoder):
         )
         self.out_dim = mlp_hidden
 
-    def forward(self, batch: dict) -> torch.Tensor:
+    def pooled(self, batch: dict) -> torch.Tensor:
         parts = [batch["num"], batch["num_missing"].float()]
         parts += [emb(batch["cat"][:, j]) for j, emb in enumerate(self.embeds)]
         return self.net(torch.cat(parts, dim=1)).unsqueeze(1)  # (B, 1, hidden)
