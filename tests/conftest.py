@@ -71,3 +71,34 @@ def table_dir(tmp_path):
 
 
 TINY = {"optim.max_epochs": 3}
+
+
+def write_tiny_clip(folder) -> str:
+    """A random CLIP checkpoint small enough for tests, written as a hub checkpoint is: CLIPModel,
+    an in-memory CLIPTokenizer (letters and two merges) and a CLIPImageProcessor, in ``folder``."""
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPTokenizer
+
+    vocab: dict = {}
+    for c in "abcdefghijklmnopqrstuvwxyz":
+        vocab[c] = len(vocab)
+        vocab[c + "</w>"] = len(vocab)
+    merges = [("s", "u"), ("su", "n</w>")]
+    for a, b in merges:
+        vocab[a + b] = len(vocab)
+    for t in ("<|startoftext|>", "<|endoftext|>"):
+        vocab[t] = len(vocab)
+    tok = CLIPTokenizer(vocab=vocab, merges=merges)
+    layers = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, projection_dim=16)
+    cfg = CLIPConfig(text_config=dict(vocab_size=len(vocab), max_position_embeddings=48, eos_token_id=tok.eos_token_id,
+                                      bos_token_id=tok.bos_token_id, pad_token_id=tok.pad_token_id, **layers),
+                     vision_config=dict(image_size=32, patch_size=8, **layers), projection_dim=16)
+    torch.manual_seed(0)
+    CLIPModel(cfg).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(tmp_path_factory) -> str:
+    return write_tiny_clip(tmp_path_factory.mktemp("tiny_clip"))

@@ -27,7 +27,7 @@ def _batch(seed: int = 0, text_len: int = 9, n_images: int = 1) -> dict:
     g = torch.Generator().manual_seed(seed)
     mask = torch.ones(B, text_len, dtype=torch.bool)
     mask[::2, text_len - 3:] = False  # padding on every other row
-    ids = torch.randint(1000, 2000, (B, text_len), generator=g) * mask
+    ids = torch.randint(1, 50, (B, text_len), generator=g) * mask  # inside every test vocabulary
     return {
         "num": torch.randn(B, 2, generator=g), "num_missing": torch.zeros(B, 2, dtype=torch.bool),
         "cat": torch.randint(0, 3, (B, 1), generator=g),
@@ -37,13 +37,15 @@ def _batch(seed: int = 0, text_len: int = 9, n_images: int = 1) -> dict:
     }
 
 
-ENCODER_FACTORIES = {
-    "ft_transformer": lambda: create_encoder("ft_transformer", n_num=2, cardinalities=[3], token_dim=16,
+ENCODER_FACTORIES = {  # name -> factory(tiny CLIP folder)
+    "ft_transformer": lambda clip: create_encoder("ft_transformer", n_num=2, cardinalities=[3], token_dim=16,
                                              n_blocks=1, n_heads=2),
-    "mlp": lambda: create_encoder("mlp", n_num=2, cardinalities=[3], mlp_hidden=16),
-    "hf_text": lambda: create_encoder("hf_text", backbone="minilm-l6", pretrained=False, tiny=True),
-    "timm_image": lambda: create_encoder("timm_image", backbone="test_efficientnet", pretrained=False,
-                                         embed_grid=4),
+    "mlp": lambda clip: create_encoder("mlp", n_num=2, cardinalities=[3], mlp_hidden=16),
+    "hf_text": lambda clip: create_encoder("hf_text", backbone="minilm-l6", pretrained=False, tiny=True),
+    "timm_image": lambda clip: create_encoder("timm_image", backbone="test_efficientnet", pretrained=False,
+                                              embed_grid=4),
+    "clip_text": lambda clip: create_encoder("clip_text", backbone=clip),
+    "clip_image": lambda clip: create_encoder("clip_image", backbone=clip),
 }
 FOR_MODALITY = {"tabular": "ft_transformer", "text": "hf_text", "image": "timm_image"}
 
@@ -53,9 +55,9 @@ def test_every_registered_encoder_is_tested_here():
 
 
 @pytest.mark.parametrize("name", sorted(ENCODER_FACTORIES))
-def test_encoder_contract(name):
+def test_encoder_contract(name, tiny_clip):
     torch.manual_seed(0)
-    enc = ENCODER_FACTORIES[name]().eval()
+    enc = ENCODER_FACTORIES[name](tiny_clip).eval()
     batch = _batch()
     with torch.no_grad():
         pooled = enc(batch)
@@ -82,7 +84,7 @@ def test_encoder_contract(name):
 
 
 def test_image_sequence_and_embed_cover_every_image_column():
-    enc = ENCODER_FACTORIES["timm_image"]().eval()
+    enc = ENCODER_FACTORIES["timm_image"](None).eval()
     one, two = _batch(n_images=1), _batch(n_images=2)
     with torch.no_grad():
         s1, s2 = enc.encode(one, sequence=True).sequence, enc.encode(two, sequence=True).sequence
@@ -90,9 +92,10 @@ def test_image_sequence_and_embed_cover_every_image_column():
     assert s2.shape[1] == 2 * s1.shape[1] and e1.shape[1] == 4 * 4 and e2.shape[1] == 2 * 16
 
 
-def _encoders(modalities, fusion: str):
+def _encoders(modalities, clip=None, names=None):
     torch.manual_seed(0)
-    return {m: ENCODER_FACTORIES[FOR_MODALITY[m]]() for m in modalities}
+    names = {**FOR_MODALITY, **(names or {})}
+    return {m: ENCODER_FACTORIES[names[m]](clip) for m in modalities}
 
 
 FUSION_KWARGS = {
@@ -107,13 +110,20 @@ def test_every_registered_fusion_is_tested_here():
     assert set(list_fusions()) == set(FUSION_KWARGS)
 
 
-@pytest.mark.parametrize("mix", sorted(MIXES))
-@pytest.mark.parametrize("fusion", sorted(FUSION_KWARGS))
-def test_fusion_trains_and_round_trips(fusion, mix, tmp_path):
+CLIP_TOWERS = {"text": "clip_text", "image": "clip_image"}
+CASES = [(f, mix) for f in sorted(FUSION_KWARGS) for mix in sorted(MIXES)]
+CASES += [("lf_aligned", mix) for mix in sorted(MIXES) if {"text", "image"} <= set(MIXES[mix])]
+
+
+@pytest.mark.parametrize("fusion, mix", CASES)
+def test_fusion_trains_and_round_trips(fusion, mix, tmp_path, tiny_clip):
+    """LF-Aligned is LF-MLP over the CLIP towers (preset lf_aligned)."""
     from safetensors.torch import load_file, save_file
 
     modalities = MIXES[mix]
-    net = MultimodalNet(_encoders(modalities, fusion), fusion, FUSION_KWARGS[fusion], n_out=3)
+    towers = CLIP_TOWERS if fusion == "lf_aligned" else {}
+    fusion = "mlp" if fusion == "lf_aligned" else fusion
+    net = MultimodalNet(_encoders(modalities, tiny_clip, towers), fusion, FUSION_KWARGS[fusion], n_out=3)
     batch = _batch(seed=1)
     y = torch.tensor([0, 1, 2, 0, 1, 2])
     opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=3e-3)
@@ -148,7 +158,7 @@ def test_fusion_trains_and_round_trips(fusion, mix, tmp_path):
 
 def test_sequential_fusion_runs_the_encoders_in_its_order():
     calls = []
-    encoders = _encoders(("tabular", "text", "image"), "sequential")
+    encoders = _encoders(("tabular", "text", "image"))
     for m, enc in encoders.items():
         original = enc.encode
 
@@ -163,7 +173,7 @@ def test_sequential_fusion_runs_the_encoders_in_its_order():
 
 
 def test_early_fusion_uses_only_the_embedding_layers():
-    encoders = _encoders(("tabular", "text", "image"), "early")
+    encoders = _encoders(("tabular", "text", "image"))
     net = MultimodalNet(encoders, "early", FUSION_KWARGS["early"], 2)
     out = net(_batch())
     out["logits"].sum().backward()
@@ -177,7 +187,93 @@ def test_early_fusion_uses_only_the_embedding_layers():
 def test_early_fusion_says_when_a_row_has_too_many_tokens():
     from mmtricks.errors import ConfigError
 
-    net = MultimodalNet(_encoders(("text",), "early"), "early", {**FUSION_KWARGS["early"], "max_tokens": 8}, 2)
+    net = MultimodalNet(_encoders(("text",)), "early", {**FUSION_KWARGS["early"], "max_tokens": 8}, 2)
     with pytest.raises(ConfigError, match="fusion.max_tokens"):
         net(_batch(text_len=9))
 
+
+
+# --------------------------------------------------------------------------- end to end, demo data
+def _demo():
+    import pandas as pd
+
+    from mmtricks.demo import demo_data_dir
+
+    folder = demo_data_dir()
+    return pd.read_parquet(os.path.join(folder, "train.parquet")), folder
+
+
+DEMO = {"data.max_train_rows": 96, "data.image_size": 32, "optim.max_epochs": 2}
+
+
+@pytest.mark.parametrize("preset", ["lf_transformer", "lf_sf", "early_fusion", "lf_aligned",
+                                    "convert_categorical", "convert_numerical"])
+def test_each_fusion_preset_fits_predicts_saves_and_loads_on_the_demo_data(preset, tmp_path, tiny_clip):
+    from mmtricks import MultimodalPredictor
+    from mmtricks.presets import preset_overrides
+
+    df, folder = _demo()
+    # The preset's own settings on the tiny encoders (its backbones would be downloads).
+    own = {k: v for k, v in preset_overrides(preset).items() if k.startswith(("fusion.", "data.", "text.encoder",
+                                                                               "image.encoder"))}
+    if preset == "lf_aligned":
+        own.update({"text.backbone": tiny_clip, "image.backbone": tiny_clip, "text.tiny": False,
+                    "image.pretrained": True})
+    p = MultimodalPredictor(label="category", preset="tiny", overrides={**own, **DEMO}, verbosity=0)
+    p.fit(df, base_dir=folder)
+    rows = df.iloc[:40]
+    before = p.predict_proba(rows, base_dir=folder)
+    assert np.isfinite(before.to_numpy()).all()
+    loaded = MultimodalPredictor.load(p.save(tmp_path / "m"))
+    np.testing.assert_array_equal(before.to_numpy(), loaded.predict_proba(rows, base_dir=folder).to_numpy())
+    net, pre = loaded.model_, loaded.preprocessor_
+    if preset == "lf_aligned":
+        assert {type(e).__name__ for e in net.encoders.values()} >= {"CLIPTextEncoder", "CLIPImageEncoder"}
+        assert pre.image.size == 32 and pre.text.max_length <= 48  # the checkpoint's positions cap the text
+    elif preset.startswith("convert_"):
+        kind = preset.split("_")[1]
+        moved = p.schema_.columns(kind)
+        assert moved and set(moved) <= set(pre.text.columns)
+        assert not set(moved) & set(pre.num.columns + pre.cat.columns)
+    else:
+        assert net.fusion_name == {"lf_transformer": "transformer", "lf_sf": "sequential",
+                                   "early_fusion": "early"}[preset]
+
+
+def test_tabular_cells_render_as_text_with_the_template():
+    import pandas as pd
+
+    from mmtricks.data.processors import render_cells
+
+    df = pd.DataFrame({"colour": ["red", None], "size": [1.23456, float("nan")], "note": ["hi", "there"]})
+    rendered = {"colour": {"template": "{col} is {value}", "numeric": False},
+                "size": {"template": "{col}: {value}", "numeric": True}}
+    assert render_cells(df, "colour", rendered) == ["colour is red", ""]
+    assert render_cells(df, "size", rendered) == ["size: 1.235", ""]
+    assert render_cells(df, "note", rendered) == ["hi", "there"]  # a text column as it is
+
+
+def test_fusion_and_text_options_are_checked():
+    from mmtricks.config import resolve
+    from mmtricks.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="fusion.name"):
+        resolve("default", {"fusion.name": "late"})
+    with pytest.raises(ConfigError, match="data.tabular_to_text"):
+        resolve("default", {"data.tabular_to_text": "dates"})
+    with pytest.raises(ConfigError, match="value"):
+        resolve("default", {"data.text_template": "{col}"})
+
+
+def test_clip_without_reachable_weights_says_what_to_provide(tmp_path):
+    from mmtricks.errors import BackboneError
+
+    with pytest.raises(BackboneError, match="preprocessor_config.json"):
+        create_encoder("clip_text", backbone=str(tmp_path / "no-such-clip"))
+    from mmtricks.ensemble.pool import POOL, skip_reason
+    from mmtricks.schema.infer import Schema
+
+    entry = next(e for e in POOL if e.name == "lf_aligned")
+    schema = Schema("y", "binary", {"t": "text", "i": "image"}, [0, 1])
+    assert "CLIP" in skip_reason(entry, schema, None)  # the hub is off in the tests
+    assert "text and image" in skip_reason(entry, Schema("y", "binary", {"t": "text"}, [0, 1]), None)

@@ -35,6 +35,15 @@ class DataConfig:
     modality_dropout: float = 0.0  # training only: each column of a row dropped with this probability
     group_column: typing.Optional[str] = None  # rows sharing a value stay on one side of the validation split
     group_duplicate_text: bool = True  # no group_column: rows with identical text stay on one side
+    # 'categorical', 'numerical' or both (comma-separated): those columns go to the text encoder instead,
+    # each cell rendered with text_template ({col}: the column name, {value}: the cell; numbers with 3 decimals)
+    tabular_to_text: str = ""
+    text_template: str = "{col}: {value}"  # also '{col} is {value}' or '{value} & ', or your own with {value}
+
+    def tabular_kinds_as_text(self) -> tuple:
+        """The kinds named by ``tabular_to_text``, in a fixed order."""
+        named = {k.strip() for k in self.tabular_to_text.split(",") if k.strip()}
+        return tuple(k for k in ("categorical", "numerical") if k in named)
 
 
 @dataclass
@@ -296,6 +305,12 @@ def _check_choices(cfg: MMConfig) -> None:
     for key, (value, choices) in checks.items():
         if value not in choices:
             raise ConfigError(one_of(key, value, choices))
+    for kind in (k.strip() for k in cfg.data.tabular_to_text.split(",") if k.strip()):
+        if kind not in ("categorical", "numerical"):
+            raise ConfigError(one_of("data.tabular_to_text", kind, ["categorical", "numerical"]))
+    if "{value}" not in cfg.data.text_template:
+        raise ConfigError(f"data.text_template must contain '{{value}}' (where the cell goes), e.g. "
+                          f"'{{col}}: {{value}}'. Got {cfg.data.text_template!r}.")
     from .models.registry import list_encoders, list_fusions  # the registries (imports torch)
 
     for key, value, names in (("fusion.name", cfg.fusion.name, list_fusions()),

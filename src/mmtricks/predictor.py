@@ -281,23 +281,26 @@ class MultimodalPredictor:
 
     def _build(self, schema, cfg, train_df, base_dir=None):
         """The network and the processors fitted on ``train_df`` (image paths relative to ``base_dir``)."""
-        from .data.preprocessor import Preprocessor
+        from .data.preprocessor import Preprocessor, input_columns, input_modalities
         from .models.net import build_encoders_for
 
-        encoders = build_encoders_for(schema.modalities, cfg, len(schema.columns("image")))
+        to_text = cfg.data.tabular_kinds_as_text()
+        encoders = build_encoders_for(input_modalities(input_columns(schema, to_text)), cfg, len(schema.columns("image")))
         tokenizer = encoders["text"].tokenizer() if "text" in encoders else None
         image_config = None
         if "image" in encoders:
             image_config = encoders["image"].input_config()
             if cfg.data.image_size:
                 image_config["size"], image_config["crop_pct"] = cfg.data.image_size, 1.0
-        pre = Preprocessor.fit(train_df, schema, tokenizer=tokenizer, text_max_length=cfg.data.text_max_length,
+        text_max_length = min(cfg.data.text_max_length, getattr(encoders.get("text"), "max_length", None) or 10**9)
+        pre = Preprocessor.fit(train_df, schema, tokenizer=tokenizer, text_max_length=text_max_length,
                                image_config=image_config, image_separator=cfg.data.image_separator,
                                categorical_max_levels=cfg.data.categorical_max_levels,
                                allow_missing_images=cfg.data.allow_missing_images,
                                auto_text_length=cfg.data.auto_input_size,
                                auto_image_size=cfg.data.auto_input_size and not cfg.data.image_size,
-                               base_dir=base_dir, seed=self.seed, log=lambda m: self._log(1, m))
+                               base_dir=base_dir, seed=self.seed, log=lambda m: self._log(1, m),
+                               tabular_to_text=to_text, text_template=cfg.data.text_template)
         return self._build_net(schema, cfg, pre, encoders), pre
 
     @staticmethod
@@ -306,7 +309,7 @@ class MultimodalPredictor:
         from .models.net import MultimodalNet, build_encoders_for, build_tabular_encoder, fusion_kwargs
 
         if encoders is None:
-            encoders = build_encoders_for(schema.modalities, cfg, len(schema.columns("image")))
+            encoders = build_encoders_for(pre.modalities, cfg, len(schema.columns("image")))
         tab = build_tabular_encoder(cfg, len(pre.num.columns), pre.cat.cardinalities)
         if tab is not None:
             encoders = {"tabular": tab, **encoders}

@@ -9,6 +9,8 @@ from typing import Any
 
 from .errors import ConfigError, one_of
 
+CLIP_DEFAULT = "openai/clip-vit-base-patch32"  # lf_aligned's checkpoint (override text/image.backbone)
+
 # The basic tricks all off (SPEC section 3, "Baseline").
 _BASELINE = {
     "optim.soup": "best",
@@ -33,6 +35,16 @@ PRESETS: dict[str, dict[str, Any]] = {
     "learnable_embed": {"base": "baseline_plus", "tabular.learnable_missing": True,
                         "text.learnable_missing": True, "image.learnable_missing": True},
     "modality_dropout_learnable": {"base": "learnable_embed", "data.modality_dropout": 0.3},
+    # Fusions (SPEC section 3, "Fusion"; models/fusion/). LF-MLP is the default's.
+    "lf_transformer": {"base": "baseline_plus", "fusion.name": "transformer"},
+    "lf_sf": {"base": "baseline_plus", "fusion.name": "sequential"},
+    "early_fusion": {"base": "baseline_plus", "fusion.name": "early"},
+    # CLIP's aligned towers replace both encoders (weights from the hub or a local folder).
+    "lf_aligned": {"base": "baseline_plus", "text.encoder": "clip_text", "image.encoder": "clip_image",
+                   "text.backbone": CLIP_DEFAULT, "image.backbone": CLIP_DEFAULT},
+    # Tabular columns rendered into the text input ("col: value").
+    "convert_categorical": {"base": "baseline_plus", "data.tabular_to_text": "categorical"},
+    "convert_numerical": {"base": "baseline_plus", "data.tabular_to_text": "numerical"},
     # The model pool (ensemble/pool.py): every entry that fits the data, then ensemble selection.
     "best": {"base": "baseline_plus", "ensemble.members": "pool"},
     # Small random encoders: for tests and smoke runs, no pretrained weights at all.

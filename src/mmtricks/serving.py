@@ -35,7 +35,7 @@ import pandas as pd
 from .data.images import load_image
 from .data.io import read_table
 from .data.processors import _cell_text as cell_text
-from .data.processors import as_numbers, join_columns
+from .data.processors import as_numbers, join_columns, render_cells
 from .errors import DataError, ModelLoadError, SchemaError
 from .schema.infer import resolve_image_path
 
@@ -170,6 +170,7 @@ class _Text:
         from tokenizers import Tokenizer
 
         self.columns, self.max_length = state["columns"], int(state["max_length"])
+        self.rendered = state.get("rendered") or {}
         self.prefix, self.sep, self.pad_id = list(state["prefix"]), list(state["sep"]), int(state["pad_id"])
         self.left = state.get("truncation_side", "right") == "left"
         self.tokenizer = Tokenizer.from_file(tokenizer_file)
@@ -179,7 +180,7 @@ class _Text:
     def rows(self, df: pd.DataFrame) -> list[list[int]]:
         per_col = []
         for col in self.columns:
-            texts = [t[: self.max_length * 16] for t in df[col].map(cell_text).tolist()]
+            texts = [t[: self.max_length * 16] for t in render_cells(df, col, self.rendered)]
             encoded = self.tokenizer.encode_batch(texts, add_special_tokens=False)
             n = self.max_length
             per_col.append([e.ids[len(e.ids) - n:] if self.left and len(e.ids) > n else e.ids[:n] for e in encoded])

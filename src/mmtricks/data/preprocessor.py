@@ -26,6 +26,24 @@ class EncodedTable:
         return len(self.num)
 
 
+TEXT_TEMPLATES = ("{col}: {value}", "{col} is {value}", "{value} & ")  # data.text_template: these, or your own
+
+
+def input_columns(schema: Schema, tabular_to_text=()) -> dict[str, list[str]]:
+    """Feature columns per processor kind; the kinds in ``tabular_to_text`` ('categorical',
+    'numerical') move to the text input (``data.tabular_to_text``)."""
+    kinds = {k: schema.columns(k) for k in ("numerical", "categorical", "text", "image")}
+    for kind in tabular_to_text:
+        kinds["text"], kinds[kind] = kinds["text"] + kinds[kind], []
+    return kinds
+
+
+def input_modalities(columns: dict[str, list[str]]) -> list[str]:
+    """'tabular', 'text', 'image' that the network gets, in that order."""
+    out = ["tabular"] if columns["numerical"] or columns["categorical"] else []
+    return out + [k for k in ("text", "image") if columns[k]]
+
+
 class Preprocessor:
     """Holds the per-kind processors of a fitted model."""
 
@@ -43,7 +61,8 @@ class Preprocessor:
             image_config: Optional[dict] = None, image_separator: str = ";",
             categorical_max_levels: int = 2000, allow_missing_images: bool = False,
             auto_text_length: bool = False, auto_image_size: bool = False, base_dir: Optional[str] = None,
-            seed: int = 0, log: Optional[Callable[[str], None]] = None) -> "Preprocessor":
+            seed: int = 0, log: Optional[Callable[[str], None]] = None, tabular_to_text=(),
+            text_template: str = TEXT_TEMPLATES[0]) -> "Preprocessor":
         """Fit on the training frame only.
 
         Args:
@@ -56,10 +75,15 @@ class Preprocessor:
             base_dir: folder relative image paths resolve against (for ``auto_image_size``).
             seed: draws the images whose sizes are read (and the rows whose tokens are counted).
             log: receives one line per size chosen from the data.
+            tabular_to_text: 'categorical' and/or 'numerical': those columns become text, rendered
+                with ``text_template`` (:func:`~mmtricks.data.processors.render_cells`).
         """
-        num = NumericalProcessor(schema.columns("numerical")).fit(df)
-        cat = CategoricalProcessor(schema.columns("categorical"), max_levels=categorical_max_levels).fit(df)
-        text = TextProcessor(schema.columns("text"), tokenizer, text_max_length) if schema.columns("text") else None
+        cols = input_columns(schema, tabular_to_text)
+        num = NumericalProcessor(cols["numerical"]).fit(df)
+        cat = CategoricalProcessor(cols["categorical"], max_levels=categorical_max_levels).fit(df)
+        rendered = {c: {"template": text_template, "numeric": kind == "numerical"}
+                    for kind in tabular_to_text for c in schema.columns(kind)}
+        text = TextProcessor(cols["text"], tokenizer, text_max_length, rendered) if cols["text"] else None
         if text is not None and auto_text_length:
             note = text.choose_length(df, seed)
             if log is not None:
@@ -74,6 +98,13 @@ class Preprocessor:
                     log(note)
         label = LabelProcessor(schema.problem_type, classes=schema.classes).fit(df[schema.label])
         return cls(schema, num, cat, text, image, label)
+
+    @property
+    def modalities(self) -> list[str]:
+        """The network's inputs: 'tabular', 'text', 'image' as these processors make them."""
+        return input_modalities({"numerical": self.num.columns, "categorical": self.cat.columns,
+                                 "text": self.text.columns if self.text else [],
+                                 "image": self.image.columns if self.image else []})
 
     def encode(self, df: pd.DataFrame, base_dir: Optional[str], with_labels: bool) -> EncodedTable:
         num, num_missing = self.num.transform(df)
@@ -99,7 +130,8 @@ class Preprocessor:
     @classmethod
     def from_state(cls, schema: Schema, state: dict, tokenizer=None) -> "Preprocessor":
         n, c = state["numerical"], state["categorical"]
-        text = TextProcessor(state["text"]["columns"], tokenizer, state["text"]["max_length"]) if state["text"] else None
+        t = state["text"]
+        text = TextProcessor(t["columns"], tokenizer, t["max_length"], t.get("rendered")) if t else None
         image = ImageProcessor(**state["image"]) if state["image"] else None
         lab = state["label"]
         return cls(

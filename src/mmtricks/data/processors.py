@@ -118,6 +118,25 @@ def _cell_text(value: object) -> str:
     return str(value)
 
 
+def render_cells(df: pd.DataFrame, col: str, rendered: Optional[dict] = None) -> list[str]:
+    """Column ``col`` as text, one string per row ("" when missing).
+
+    ``rendered``: column -> {"template": ..., "numeric": bool} for tabular columns rendered as
+    text (``data.tabular_to_text``): the template's ``{col}`` becomes the column name and
+    ``{value}`` the cell (numbers with 3 decimals); a missing cell stays "". Plain text
+    columns are read as they are. Shared by TextProcessor and serving.
+    """
+    spec = (rendered or {}).get(col)
+    if spec is None:
+        return df[col].map(_cell_text).tolist()
+    if spec["numeric"]:
+        cells = [f"{v:.3f}" if np.isfinite(v) else "" for v in as_numbers(df, col)]
+    else:
+        cells = df[col].map(_cell_text).tolist()
+    template = spec["template"]
+    return [template.replace("{col}", col).replace("{value}", c) if c else "" for c in cells]
+
+
 def join_columns(cols: list, prefix: list[int], sep: list[int], max_length: int) -> list[int]:
     """``prefix col1 sep col2 sep ...`` within ``max_length`` tokens, the budget shared fairly:
     columns shorter than their share give the rest to the others (also used by serving)."""
@@ -142,10 +161,11 @@ class TextProcessor:
     ``max_length``, sharing the budget fairly between columns.
     """
 
-    def __init__(self, columns: list[str], tokenizer, max_length: int):
+    def __init__(self, columns: list[str], tokenizer, max_length: int, rendered: Optional[dict] = None):
         self.columns = list(columns)
         self.tokenizer = tokenizer
         self.max_length = int(max_length)
+        self.rendered = dict(rendered or {})  # tabular columns rendered as text (render_cells)
         tok = tokenizer
         first = tok.cls_token_id if tok.cls_token_id is not None else tok.bos_token_id
         sep = tok.sep_token_id if tok.sep_token_id is not None else tok.eos_token_id
@@ -165,7 +185,7 @@ class TextProcessor:
         per_col = []
         for col in self.columns:
             # A huge cell is cut before tokenising: a token is rarely under one character.
-            texts = [t[: self.max_length * 16] for t in df[col].map(_cell_text).tolist()]
+            texts = [t[: self.max_length * 16] for t in render_cells(df, col, self.rendered)]
             enc = self.tokenizer(texts, add_special_tokens=False, truncation=True, max_length=self.max_length)
             per_col.append([np.asarray(ids, dtype=np.int32) for ids in enc["input_ids"]])
         return [list(cols) for cols in zip(*per_col)]
@@ -195,7 +215,7 @@ class TextProcessor:
         return join_columns(cols, self._prefix, self._sep, self.max_length)
 
     def state(self) -> dict:
-        return {"columns": self.columns, "max_length": self.max_length}
+        return {"columns": self.columns, "max_length": self.max_length, "rendered": self.rendered}
 
 
 class ImageProcessor:

@@ -44,6 +44,12 @@ POOL = (
     PoolEntry("baseline_plus", "network", "baseline_plus"),
     PoolEntry("learnable_embed", "network", "learnable_embed"),
     PoolEntry("modality_dropout", "network", "modality_dropout"),
+    PoolEntry("lf_transformer", "network", "lf_transformer"),
+    PoolEntry("lf_sf", "network", "lf_sf"),
+    PoolEntry("convert_categorical", "network", "convert_categorical"),
+    PoolEntry("convert_numerical", "network", "convert_numerical"),
+    PoolEntry("early_fusion", "network", "early_fusion"),
+    PoolEntry("lf_aligned", "network", "lf_aligned"),
 )
 CLASSIC_KINDS = ("lightgbm", "linear")
 
@@ -82,10 +88,33 @@ def skip_reason(entry: PoolEntry, schema, train_df) -> Optional[str]:
         return "it reads tabular and text columns; the table has only images"
     if entry.preset in ("modality_dropout", "modality_dropout_learnable") and len(modalities) < 2:
         return "dropping a modality needs at least two"
+    if entry.preset == "convert_categorical" and not schema.columns("categorical"):
+        return "the table has no categorical column to render as text"
+    if entry.preset == "convert_numerical" and not schema.columns("numerical"):
+        return "the table has no numerical column to render as text"
+    if entry.preset in ("lf_transformer", "lf_sf", "early_fusion") and len(modalities) < 2:
+        return "fusing needs at least two modalities"
+    if entry.preset == "lf_aligned":
+        if not {"text", "image"} <= set(modalities):
+            return "CLIP's aligned towers need both text and image columns"
+        return clip_unavailable()
     if entry.preset == "learnable_embed":
         features = list(schema.column_kinds)
         if not train_df[features].isna().any().any():
             return "no training cell is missing, so learnable stand-ins would never be used"
+    return None
+
+
+def clip_unavailable() -> Optional[str]:
+    """Why lf_aligned's CLIP checkpoint cannot be read here (None when its config can be)."""
+    from ..config import resolve
+    from ..errors import BackboneError
+    from ..models.encoders.clip import check_checkpoint
+
+    try:
+        check_checkpoint(resolve("lf_aligned").text.backbone)
+    except BackboneError as exc:
+        return f"no CLIP weights: {exc}"
     return None
 
 

@@ -105,29 +105,34 @@ class HFTextEncoder(Encoder):
 
     def depth_groups(self) -> list[list[nn.Parameter]]:
         """Transformer blocks from the last to the first, then the embeddings."""
-        blocks = max((m for m in self.model.modules() if isinstance(m, nn.ModuleList)), key=len, default=None)
-        block_of = {}
-        if blocks is not None:
-            for i, block in enumerate(blocks):
-                for p in block.parameters():
-                    block_of[id(p)] = i
-        n = len(blocks) if blocks is not None else 0
-        groups: list[list[nn.Parameter]] = [[] for _ in range(n + 1)]
-        head_side: list[nn.Parameter] = []
-        if self.missing_embed is not None:
-            head_side.append(self.missing_embed)
-        for name, p in self.model.named_parameters():
-            if id(p) in block_of:
-                groups[n - 1 - block_of[id(p)]].append(p)
-            elif "embed" in name:
-                groups[n].append(p)
-            else:
-                head_side.append(p)  # pooler / final norm: next to the head
-        if groups and head_side:
-            groups[0] = head_side + groups[0]
-        return [g for g in groups if g]
+        return transformer_depth_groups(self.model, [self.missing_embed] if self.missing_embed is not None else [])
 
     def spec(self) -> dict:
         config = self.model.config.to_dict()
         return dict(backbone=self.backbone_name, pooling=self.pooling, hf_config=config,
                     trust_remote_code=self.trust_remote_code, learnable_missing=self.missing_embed is not None)
+
+
+def transformer_depth_groups(model: nn.Module, head_side: list) -> list[list[nn.Parameter]]:
+    """A Hugging Face transformer's parameters by depth for layer-wise lr decay: its longest
+    ModuleList (the blocks) from the last block to the first, then the embeddings; anything
+    else (pooler, final norm, projection) and ``head_side`` sit with the last block."""
+    blocks = max((m for m in model.modules() if isinstance(m, nn.ModuleList)), key=len, default=None)
+    block_of = {}
+    if blocks is not None:
+        for i, block in enumerate(blocks):
+            for p in block.parameters():
+                block_of[id(p)] = i
+    n = len(blocks) if blocks is not None else 0
+    groups: list[list[nn.Parameter]] = [[] for _ in range(n + 1)]
+    head_side = list(head_side)
+    for name, p in model.named_parameters():
+        if id(p) in block_of:
+            groups[n - 1 - block_of[id(p)]].append(p)
+        elif "embed" in name:
+            groups[n].append(p)
+        else:
+            head_side.append(p)  # pooler / final norm / projection: next to the head
+    if groups and head_side:
+        groups[0] = head_side + groups[0]
+    return [g for g in groups if g]
