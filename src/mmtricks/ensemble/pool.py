@@ -50,6 +50,7 @@ POOL = (
     PoolEntry("convert_numerical", "network", "convert_numerical"),
     PoolEntry("early_fusion", "network", "early_fusion"),
     PoolEntry("lf_aligned", "network", "lf_aligned"),
+    PoolEntry("lf_llm", "network", "lf_llm"),
 )
 CLASSIC_KINDS = ("lightgbm", "linear")
 
@@ -81,6 +82,8 @@ def skip_reason(entry: PoolEntry, schema, train_df) -> Optional[str]:
     """Why ``entry`` does not fit this data (None when it does)."""
     import importlib.util
 
+    from ..config import resolve
+
     modalities = schema.modalities
     if entry.kind == "lightgbm" and importlib.util.find_spec("lightgbm") is None:
         return "lightgbm is not installed (pip install 'mmtricks[pool]')"
@@ -98,6 +101,16 @@ def skip_reason(entry: PoolEntry, schema, train_df) -> Optional[str]:
         if not {"text", "image"} <= set(modalities):
             return "CLIP's aligned towers need both text and image columns"
         return clip_unavailable()
+    if entry.preset == "lf_llm":
+        if importlib.util.find_spec("peft") is None:
+            return "peft is not installed (pip install 'mmtricks[llm]')"
+        from ..errors import BackboneError
+        from ..zoo import resolve_llm
+
+        try:
+            resolve_llm(resolve("lf_llm").fusion.llm)
+        except BackboneError as exc:
+            return str(exc)
     if entry.preset == "learnable_embed":
         features = list(schema.column_kinds)
         if not train_df[features].isna().any().any():

