@@ -77,12 +77,12 @@ def _predictions(model: str, data: str) -> np.ndarray:
     return MultimodalPredictor.load(model, verbosity=0).predict_proba(data).to_numpy()
 
 
-def _reference(kinds):
+def _reference(kinds, fit=FIT):
     folder = tempfile.mkdtemp(prefix="mmtricks-resume-")
     data = _table(folder, kinds)
     out = os.path.join(folder, "reference")
-    assert main(["fit", "--train", data, "--label", "y", "--out", out, *FIT]) == 0
-    return folder, data, _predictions(out, data)
+    assert main(["fit", "--train", data, "--label", "y", "--out", out, *fit]) == 0
+    return folder, data, _predictions(out, data), fit
 
 
 @pytest.fixture(scope="module")
@@ -96,14 +96,26 @@ def image_tabular():
 
 
 def _kill_then_resume(ref, what: str, at: int) -> None:
-    folder, data, expected = ref
+    folder, data, expected, fit = ref
     out = tempfile.mkdtemp(prefix=f"{what}-{at}-", dir=folder)
-    args = ["fit", "--train", data, "--label", "y", "--out", os.path.join(out, "model"), *FIT]
+    args = ["fit", "--train", data, "--label", "y", "--out", os.path.join(out, "model"), *fit]
     child = subprocess.run([sys.executable, "-c", CHILD, what, str(at), *args], capture_output=True, text=True,
                            timeout=300)
     assert child.returncode == -signal.SIGKILL, f"the kill at {what} #{at} never came:\n{child.stderr[-2000:]}"
     assert main(args + ["--resume"]) == 0
     np.testing.assert_array_equal(_predictions(os.path.join(out, "model"), data), expected)
+
+
+@pytest.fixture(scope="module")
+def three_hooks():
+    """Three training hooks at once (two alignment losses, manifold mixup) beside modality dropout."""
+    return _reference(("numerical", "categorical", "text"),
+                      FIT + ["--set", "tricks.hooks=align_kl,align_infonce,manifold_mixup"])
+
+
+@pytest.mark.parametrize("what,at", [("forward", 23), ("resume_point", 2)])
+def test_a_fit_with_three_hooks_resumes_to_the_same_model(three_hooks, what, at):
+    _kill_then_resume(three_hooks, what, at)
 
 
 @pytest.mark.parametrize("what,at", [("resume_point", 2), ("validation", 3), ("soup", 1), ("save", 3)])
@@ -123,7 +135,7 @@ def test_image_model_resumes_to_the_same_model(image_tabular, what, at):
 
 
 def test_a_resumed_fit_says_where_it_continued(text_tabular, capsys):
-    folder, data, _ = text_tabular
+    folder, data, _, _ = text_tabular
     out = tempfile.mkdtemp(prefix="say-", dir=folder)
     args = ["fit", "--train", data, "--label", "y", "--out", os.path.join(out, "model"), *FIT]
     child = subprocess.run([sys.executable, "-c", CHILD, "resume_point", "2", *args], capture_output=True)

@@ -143,6 +143,17 @@ class EnvConfig:
 
 
 @dataclass
+class TricksConfig:
+    """Training hooks (train/tricks/hooks.py): alignment losses, augmentation; README "Training hooks"."""
+
+    hooks: str = ""  # comma-separated hook names, called in this order: align_kl, align_infonce, manifold_mixup
+    align_kl_weight: float = 1.0  # align_kl: weight of the positive-only KL term
+    align_infonce_weight: float = 1.0  # align_infonce: weight of the symmetric InfoNCE term
+    align_temperature: float = 0.1  # align_infonce: temperature of the cosine similarities
+    mixup_alpha: float = 2.0  # manifold_mixup: lambda ~ Beta(alpha, alpha)
+
+
+@dataclass
 class EnsembleConfig:
     """The model pool and ensemble selection (``ensemble/``); used when ``members`` is set."""
 
@@ -168,6 +179,7 @@ class MMConfig:
     fusion: FusionConfig = field(default_factory=FusionConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     env: EnvConfig = field(default_factory=EnvConfig)
+    tricks: TricksConfig = field(default_factory=TricksConfig)
     ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
 
     def to_dict(self) -> dict:
@@ -317,6 +329,11 @@ def _check_choices(cfg: MMConfig) -> None:
         raise ConfigError(f"data.text_template must contain '{{value}}' (where the cell goes), e.g. "
                           f"'{{col}}: {{value}}'. Got {cfg.data.text_template!r}.")
     from .models.registry import list_encoders, list_fusions  # the registries (imports torch)
+    from .train.tricks.hooks import list_hooks
+
+    for name in (h.strip() for h in cfg.tricks.hooks.split(",") if h.strip()):
+        if name not in list_hooks():
+            raise ConfigError(one_of("tricks.hooks", name, list_hooks()))
 
     for key, value, names in (("fusion.name", cfg.fusion.name, list_fusions()),
                               ("text.encoder", cfg.text.encoder, list_encoders("text")),
@@ -347,6 +364,8 @@ def _check_choices(cfg: MMConfig) -> None:
         "fusion.n_heads": cfg.fusion.n_heads >= 1,
         "fusion.max_tokens": cfg.fusion.max_tokens >= 2,
         "fusion.lora_rank": cfg.fusion.lora_rank >= 1,
+        "tricks.align_temperature": cfg.tricks.align_temperature > 0,
+        "tricks.mixup_alpha": cfg.tricks.mixup_alpha > 0,
     }
     for key, ok in ranges.items():
         if not ok:

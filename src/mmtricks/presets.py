@@ -47,6 +47,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     # Tabular columns rendered into the text input ("col: value").
     "convert_categorical": {"base": "baseline_plus", "data.tabular_to_text": "categorical"},
     "convert_numerical": {"base": "baseline_plus", "data.tabular_to_text": "numerical"},
+    # Training hooks (train/tricks/): cross-modal alignment, feature-level augmentation.
+    "align_pos_only": {"base": "baseline_plus", "tricks.hooks": "align_kl"},
+    "align_pos_neg": {"base": "baseline_plus", "tricks.hooks": "align_infonce"},
+    "manifold_mixup": {"base": "baseline_plus", "tricks.hooks": "manifold_mixup"},
     # The model pool (ensemble/pool.py): every entry that fits the data, then ensemble selection.
     "best": {"base": "baseline_plus", "ensemble.members": "pool"},
     # Small random encoders: for tests and smoke runs, no pretrained weights at all.

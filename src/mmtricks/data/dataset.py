@@ -93,6 +93,7 @@ class TableDataset(Dataset):
         if self.row_hook is not None:
             row = self.row_hook(row, epoch, i)  # its random choices derive from (seed, epoch, row)
         item = {
+            "row": torch.tensor(epoch * len(self) + i),  # seeds the training hooks' draws (train/tricks/hooks.py)
             "num": torch.from_numpy(row["num"]),
             "num_missing": torch.from_numpy(row["num_missing"]),
             "cat": torch.from_numpy(row["cat"]),

@@ -8,6 +8,7 @@ or several (Fabric strategies).
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass, field
 from typing import Callable, Optional
@@ -22,6 +23,7 @@ from .metrics import Metric
 from .resume import read_resume_point, restore, save_resume_point
 from .soup import make_soup
 from .tricks.grad_clip import clip_gradients
+from .tricks.hooks import HookContext, build_hooks, step_loss
 from .tricks.layer_decay import param_groups
 from .tricks.schedule import WarmupCosine
 from . import plan as planning
@@ -154,6 +156,9 @@ def train(net, train_loader, val_loader, val_labels: np.ndarray, *, cfg: MMConfi
     schedule = WarmupCosine(plan.horizon, schedule=o.schedule, warmup_steps=plan.warmup_steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     criterion = loss_fn(problem_type, class_weights)
+    raw_net = getattr(model, "module", model)
+    hooks = build_hooks(cfg, problem_type, int(getattr(raw_net, "n_out", 1)), raw_net)
+    ctx = HookContext(seed=seed, problem_type=problem_type, criterion=criterion, net=raw_net)
     ckpts = TopKCheckpoints(os.path.join(run_dir, "checkpoints"), o.top_k, metric.greater_is_better,
                             write=fabric.is_global_zero)
     resume_dir = os.path.join(run_dir, "resume")
@@ -194,6 +199,8 @@ def train(net, train_loader, val_loader, val_labels: np.ndarray, *, cfg: MMConfi
         step, best, bad_checks, history = point["step"], point["best"], point["bad_checks"], point["history"]
         epoch, skip_batches, running_loss = point["epoch"], point["batches_in_epoch"], point["running_loss"]
         plan.restore(point["plan"])
+        for hook in hooks:
+            hook.load_state_dict(point.get("hooks", {}).get(hook.name, {}))
         follow_plan()
         scheduler.last_epoch = step
         stopped, resumed_from = point.get("stopped"), step
@@ -219,7 +226,14 @@ def train(net, train_loader, val_loader, val_labels: np.ndarray, *, cfg: MMConfi
             pending += 1
             last_of_step = pending >= plan.accumulate or i + 1 == plan.n_batches
             with fabric.no_backward_sync(model, enabled=not last_of_step):
-                loss = criterion(model(batch)["logits"], batch["label"], batch.get("weight"))
+                ctx.step, ctx.micro = step, pending
+                for hook in hooks:
+                    batch = hook.batch(batch, ctx)
+                with contextlib.ExitStack() as around:
+                    for hook in hooks:
+                        around.enter_context(hook.around_forward(raw_net, batch, ctx))
+                    out = model(batch)
+                loss = step_loss(hooks, out, batch, ctx)
                 fabric.backward(loss / plan.accumulate)
             running_loss = loss.item() if running_loss is None else 0.9 * running_loss + 0.1 * loss.item()
             t1 = now()
@@ -233,6 +247,8 @@ def train(net, train_loader, val_loader, val_labels: np.ndarray, *, cfg: MMConfi
             optimizer.zero_grad(set_to_none=True)
             scheduler.step()
             step += 1
+            for hook in hooks:
+                hook.after_step(ctx)
             times.add_opt(now() - t0)
             if not plan.checked and times.ready:
                 plan.check_time(step, budget(), times)
@@ -277,7 +293,8 @@ def train(net, train_loader, val_loader, val_labels: np.ndarray, *, cfg: MMConfi
                     save_resume_point(resume_dir, model, optimizer, {
                         "step": step, "epoch": epoch, "batches_in_epoch": i + 1, "best": best,
                         "bad_checks": bad_checks, "history": history, "running_loss": running_loss,
-                        "plan": plan.state(), "stopped": stopped})
+                        "plan": plan.state(), "stopped": stopped,
+                        "hooks": {h.name: h.state_dict() for h in hooks}})
                 say = bar.write if not bar.disable else log
                 say(f"step {step} (epoch {step / plan.steps_per_epoch():.2f}): val {metric.name} {score:.4f}"
                     f"{' *' if improved else ''}, train loss {running_loss:.4f}, {now() - start:.0f}s")

@@ -101,6 +101,11 @@ class Encoder(nn.Module):
         out = self.encode(batch, sequence=True)
         return EncoderOutput(None, out.sequence, out.mask)
 
+    def mix_points(self) -> list[nn.Module]:
+        """Inner modules whose outputs feature-level tricks may change (manifold mixup's layers):
+        the blocks of the longest ModuleList (transformer layers, CNN stages) by default."""
+        return longest_blocks(self)
+
     def depth_groups(self) -> list[list[nn.Parameter]]:
         """Parameters by depth for layer-wise lr decay: [closest to the head, ..., input side].
 
@@ -111,3 +116,12 @@ class Encoder(nn.Module):
     def spec(self) -> dict:
         """JSON-able kwargs that rebuild this encoder (random init) for loading."""
         raise NotImplementedError
+
+
+def longest_blocks(module: nn.Module) -> list[nn.Module]:
+    """The blocks of ``module``'s longest ModuleList or Sequential (its layers or stages), or []."""
+    for kind in (nn.ModuleList, nn.Sequential):
+        lists = [m for m in module.modules() if isinstance(m, kind) and len(m) > 1]
+        if lists:
+            return list(max(lists, key=len))
+    return []

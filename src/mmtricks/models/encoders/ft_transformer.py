@@ -89,6 +89,9 @@ class FTTransformer(Encoder):
         x = self.tokenizer(batch["num"], batch["cat"], batch["num_missing"])
         return EncoderOutput(None, x, full_mask(x))
 
+    def mix_points(self) -> list[nn.Module]:
+        return list(self.blocks)
+
     def depth_groups(self) -> list[list[nn.Parameter]]:
         # The final norm sits with the last block; the tokenizer and CLS are the input side.
         groups = [list(block.parameters()) for block in reversed(self.blocks)]

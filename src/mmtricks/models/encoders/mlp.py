@@ -31,5 +31,8 @@ class TabularMLP(Encoder):
         parts += [emb(batch["cat"][:, j]) for j, emb in enumerate(self.embeds)]
         return self.net(torch.cat(parts, dim=1)).unsqueeze(1)  # (B, 1, hidden)
 
+    def mix_points(self) -> list[nn.Module]:
+        return [self.net]
+
     def spec(self) -> dict:
         return dict(self._spec)

@@ -106,6 +106,11 @@ class TimmImageEncoder(Encoder):
         cells = cells.reshape(b, n * cells.shape[1], cells.shape[2])
         return EncoderOutput(None, cells, full_mask(cells))
 
+    def mix_points(self) -> list[nn.Module]:
+        """The backbone's stages (timm's ``blocks``), else its longest block list."""
+        blocks = getattr(self.model, "blocks", None)
+        return list(blocks) if isinstance(blocks, nn.Sequential) and len(blocks) else super().mix_points()
+
     def depth_groups(self) -> list[list[nn.Parameter]]:
         """timm's own layer grouping (stem .. head), reversed so the head side comes first."""
         from timm.models import group_parameters

@@ -42,6 +42,7 @@ class Fusion(nn.Module):
 
     out_dim: int
     config_keys: tuple = ("adapter_dim", "dropout")
+    runs_encoder_layers: bool = True  # False: only the encoders' embedding layers run (early fusion)
 
     def spec(self) -> Optional[dict]:
         """Constructor kwargs to save beyond the config's (e.g. a pretrained part's architecture)."""

@@ -27,6 +27,7 @@ class EarlyFusion(Fusion):
     """See the module doc; ``backbone_spec`` is how a saved model rebuilds a pretrained backbone."""
 
     config_keys = ("adapter_dim", "dropout", "n_blocks", "n_heads", "backbone", "max_tokens")
+    runs_encoder_layers = False
 
     def __init__(self, encoders: Mapping[str, nn.Module], adapter_dim: int = 128, dropout: float = 0.1,
                  n_blocks: int = 3, n_heads: int = 8, backbone: Optional[str] = None, max_tokens: int = 1024,
