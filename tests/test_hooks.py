@@ -181,7 +181,7 @@ def test_unknown_and_conflicting_hooks_are_refused():
     assert {"align_kl", "align_infonce", "manifold_mixup"} <= set(list_hooks())
 
 
-@pytest.mark.parametrize("preset", ["align_pos_only", "align_pos_neg", "manifold_mixup"])
+@pytest.mark.parametrize("preset", ["align_pos_only", "align_pos_neg", "manifold_mixup", "lemda"])
 def test_hook_presets_fit_and_learn(tmp_path, preset):
     from mmtricks import MultimodalPredictor
     from mmtricks.presets import preset_overrides
@@ -194,3 +194,38 @@ def test_hook_presets_fit_and_learn(tmp_path, preset):
     assert p.config_.tricks.hooks == hooks
     assert p.evaluate(df)["accuracy"] > 0.6  # the signal is strong: it still learns with the hook on
     assert np.isfinite([h["loss"] for h in p.fit_info_["history"]]).all()
+
+
+def test_lemda_trains_its_augmenter_adversarially_and_keeps_its_state():
+    from mmtricks.train.tricks.lemda import LeMDA, grad_reverse
+
+    x = torch.ones(3, requires_grad=True)
+    grad_reverse(x, 0.5).sum().backward()
+    assert torch.equal(x.grad, torch.full((3,), -0.5))  # the reversal: flipped and scaled
+
+    net = _net().train()
+    cfg = resolve("tiny", {"tricks.hooks": "lemda", "tricks.lemda_adv_scale": 1.0})
+    hooks = build_hooks(cfg, "multiclass", 3, net)
+    (lemda,) = hooks
+    assert sum(isinstance(m, torch.nn.Linear) for m in lemda.augmenter.modules()) == 6
+    ctx = _ctx(cfg, net)
+    batch = _batch()
+    out = net(batch)
+    base = ctx.criterion(out["logits"], batch["label"])
+    loss = step_loss(hooks, out, batch, ctx)
+    assert loss.item() > base.item()  # the augmented rows' task loss and the regularisers are added
+    loss.backward()
+    grads = [p.grad for p in lemda.augmenter.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads) and any(g.abs().sum() > 0 for g in grads)
+    assert net.head.weight.grad is not None
+    before = [p.detach().clone() for p in lemda.augmenter.parameters()]
+    lemda.after_step(ctx)
+    assert any(not torch.equal(a, p) for a, p in zip(before, lemda.augmenter.parameters()))  # its own step
+    assert all(p.grad is None for p in lemda.augmenter.parameters())
+    state = lemda.state_dict()
+    again = LeMDA(cfg, "multiclass", 3)
+    again.setup(net)
+    again.load_state_dict(state)
+    for a, b in zip(lemda.augmenter.parameters(), again.augmenter.parameters()):
+        assert torch.equal(a, b)
+    assert again.optimizer.state_dict()["state"][0]["exp_avg"].equal(lemda.optimizer.state_dict()["state"][0]["exp_avg"])

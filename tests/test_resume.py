@@ -118,6 +118,19 @@ def test_a_fit_with_three_hooks_resumes_to_the_same_model(three_hooks, what, at)
     _kill_then_resume(three_hooks, what, at)
 
 
+@pytest.fixture(scope="module")
+def data_and_state_hooks():
+    """Hooks with loader-side draws (input augmentation of text and numbers) and with state of their own
+    (LeMDA's augmenter and its optimiser), next to an alignment loss."""
+    return _reference(("numerical", "categorical", "text"),
+                      FIT + ["--set", "tricks.hooks=input_aug,lemda,align_infonce",
+                             "--set", "tricks.aug_numeric_noise=0.1"])
+
+
+def test_a_fit_with_augmentation_and_lemda_resumes_to_the_same_model(data_and_state_hooks):
+    _kill_then_resume(data_and_state_hooks, "resume_point", 2)
+
+
 @pytest.mark.parametrize("what,at", [("resume_point", 2), ("validation", 3), ("soup", 1), ("save", 3)])
 def test_kill_at_named_moments_resumes_to_the_same_model(text_tabular, what, at):
     _kill_then_resume(text_tabular, what, at)

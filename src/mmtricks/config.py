@@ -146,11 +146,22 @@ class EnvConfig:
 class TricksConfig:
     """Training hooks (train/tricks/hooks.py): alignment losses, augmentation; README "Training hooks"."""
 
-    hooks: str = ""  # comma-separated hook names, called in this order: align_kl, align_infonce, manifold_mixup
+    # comma-separated hook names, called in this order: align_kl, align_infonce, manifold_mixup, input_aug, lemda
+    hooks: str = ""
     align_kl_weight: float = 1.0  # align_kl: weight of the positive-only KL term
     align_infonce_weight: float = 1.0  # align_infonce: weight of the symmetric InfoNCE term
     align_temperature: float = 0.1  # align_infonce: temperature of the cosine similarities
     mixup_alpha: float = 2.0  # manifold_mixup: lambda ~ Beta(alpha, alpha)
+    aug_numeric_noise: float = 0.0  # input_aug: Gaussian noise (std, on standardised numbers); 0: off
+    lemda_layers: int = 6  # lemda: linear layers of the augmenter (half encode, half decode)
+    lemda_latent: int = 8  # lemda: latent width of the augmenter
+    lemda_lr: float = 1e-4  # lemda: the augmenter's Adam
+    lemda_wd: float = 1e-5
+    lemda_adv_scale: float = 1e-4  # lemda: scale of the reversed task gradient the augmenter gets
+    lemda_kl_weight: float = 0.1
+    lemda_mse_weight: float = 0.1
+    lemda_consistency_weight: float = 0.01
+    lemda_confidence: float = 0.5  # lemda: consistency only on rows predicted with more confidence than this
 
 
 @dataclass
@@ -366,6 +377,9 @@ def _check_choices(cfg: MMConfig) -> None:
         "fusion.lora_rank": cfg.fusion.lora_rank >= 1,
         "tricks.align_temperature": cfg.tricks.align_temperature > 0,
         "tricks.mixup_alpha": cfg.tricks.mixup_alpha > 0,
+        "tricks.aug_numeric_noise": cfg.tricks.aug_numeric_noise >= 0,
+        "tricks.lemda_layers": cfg.tricks.lemda_layers >= 2,
+        "tricks.lemda_latent": cfg.tricks.lemda_latent >= 1,
     }
     for key, ok in ranges.items():
         if not ok:

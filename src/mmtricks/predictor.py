@@ -181,14 +181,18 @@ class MultimodalPredictor:
         from .data.dataset import make_loader
         from .train.loop import plan_batches
         from .train.network_fit import NetworkFit
+        from .train.tricks.hooks import chain_row_hooks, data_transforms
         from .train.tricks.modality_dropout import ModalityDropout
 
         schema, metric, train_df, val_df, base = split.schema, split.metric, split.train_df, split.val_df, split.base
         seed_everything(self.seed, verbose=False)  # before building: random init is part of the fit
         model, pre = self._build(schema, cfg, train_df, base)
-        hook = ModalityDropout(cfg.data.modality_dropout, self.seed) if cfg.data.modality_dropout > 0 else None
+        row_hooks = [ModalityDropout(cfg.data.modality_dropout, self.seed)] if cfg.data.modality_dropout > 0 else []
         train_enc = pre.encode(train_df, base, with_labels=True)
-        train_ds = self._dataset(pre, train_enc, row_hook=hook, image_cache_mb=cfg.env.image_cache_mb)
+        data_side = data_transforms(cfg, pre, train_df, self.seed)  # training hooks that act in the loader
+        row_hooks += [data_side["row_hook"]] if "row_hook" in data_side else []
+        train_ds = self._dataset(pre, train_enc, row_hook=chain_row_hooks(row_hooks),
+                                 image_cache_mb=cfg.env.image_cache_mb, image_augment=data_side.get("image_augment"))
         train_ds.weights = split.train_weights
         val_enc = pre.encode(val_df, split.val_base, with_labels=True)
         val_ds = self._dataset(pre, val_enc)
@@ -316,13 +320,13 @@ class MultimodalPredictor:
         n_out = 1 if schema.problem_type == "regression" else len(schema.classes)
         return MultimodalNet(encoders, cfg.fusion.name, fusion_kwargs(cfg.fusion), n_out)
 
-    def _dataset(self, pre, encoded, row_hook=None, image_cache_mb: int = 0):
+    def _dataset(self, pre, encoded, row_hook=None, image_cache_mb: int = 0, image_augment=None):
         """A TableDataset over ``encoded``. Training passes its row hook and ``env.image_cache_mb``:
         > 0 decodes every image once now, that many MiB kept in memory and the rest on disk
         (``dataset.close()`` removes the disk part)."""
         from .data.dataset import TableDataset
 
-        dataset = TableDataset(encoded, pre.image, pre.text, row_hook)
+        dataset = TableDataset(encoded, pre.image, pre.text, row_hook, image_augment)
         if image_cache_mb > 0 and pre.image is not None:
             self._log(1, dataset.cache_images(image_cache_mb * 2**20).summary())
         return dataset

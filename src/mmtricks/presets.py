@@ -51,6 +51,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     "align_pos_only": {"base": "baseline_plus", "tricks.hooks": "align_kl"},
     "align_pos_neg": {"base": "baseline_plus", "tricks.hooks": "align_infonce"},
     "manifold_mixup": {"base": "baseline_plus", "tricks.hooks": "manifold_mixup"},
+    "input_aug": {"base": "baseline_plus", "tricks.hooks": "input_aug"},
+    "lemda": {"base": "baseline_plus", "tricks.hooks": "lemda"},
+    # input_aug plus noise on the numbers (sd 0.1 of a standardised feature): the tabular trial
+    "input_aug_numeric": {"base": "input_aug", "tricks.aug_numeric_noise": 0.1},
     # The model pool (ensemble/pool.py): every entry that fits the data, then ensemble selection.
     "best": {"base": "baseline_plus", "ensemble.members": "pool"},
     # Small random encoders: for tests and smoke runs, no pretrained weights at all.

@@ -24,12 +24,13 @@ class TableDataset(Dataset):
         row_hook: optional training-time transform of a row's raw pieces (numbers,
             categories, text columns, image paths) before images are read, e.g.
             modality dropout. Never set for prediction.
-        image_augment: optional training-time transform of an image as uint8 ``(3, S, S)``
-            (cached or not) -> uint8 ``(3, S, S)``, applied before normalising: the place for
-            random image augmentation. Never set for prediction.
+        image_augment: optional training-time transform ``(image, key)`` of an image as uint8
+            ``(3, S, S)`` (cached or not) -> uint8 ``(3, S, S)``, applied before normalising:
+            the place for random image augmentation; ``key`` is ``(epoch, row, column)``, for
+            draws that repeat in a resumed fit. Never set for prediction.
     """
 
-    def __init__(self, table: EncodedTable, image=None, text=None, row_hook: Optional[Callable[[dict], dict]] = None,
+    def __init__(self, table: EncodedTable, image=None, text=None, row_hook: Optional[Callable[..., dict]] = None,
                  image_augment: Optional[Callable] = None):
         self.table = table
         self.image_size = image.size if image is not None else 0
@@ -65,13 +66,13 @@ class TableDataset(Dataset):
             self.image_cache.close()
             self.image_cache = None
 
-    def read_image(self, path: str) -> torch.Tensor:
+    def read_image(self, path: str, key: tuple = ()) -> torch.Tensor:
         """float32 (3, S, S), normalised: from the cache when it holds ``path``, else from the file."""
         image = self.image_cache.get(path) if self.image_cache is not None else None
         if image is None:
             image = self.decode(path)
         if self.image_augment is not None:
-            image = self.image_augment(image)  # uint8 (3, S, S) -> uint8 (3, S, S)
+            image = self.image_augment(image, key)  # uint8 (3, S, S) -> uint8 (3, S, S)
         return self.normalise(image)
 
     def __len__(self) -> int:
@@ -103,12 +104,12 @@ class TableDataset(Dataset):
             item["text_missing"] = torch.tensor(not any(len(c) for c in row["text"]))
         if row["images"] is not None:
             images, missing = [], []
-            for path in row["images"]:
+            for j, path in enumerate(row["images"]):
                 if path is None:
                     images.append(torch.zeros(3, self.image_size, self.image_size))
                     missing.append(True)
                 else:
-                    images.append(self.read_image(path))
+                    images.append(self.read_image(path, (epoch, i, j)))
                     missing.append(False)
             item["image"] = torch.stack(images)  # (n_image_columns, 3, H, W)
             item["image_missing"] = torch.tensor(missing)

@@ -190,6 +190,16 @@ class TextProcessor:
             per_col.append([np.asarray(ids, dtype=np.int32) for ids in enc["input_ids"]])
         return [list(cols) for cols in zip(*per_col)]
 
+    def raw_texts(self, df: pd.DataFrame) -> list[list[str]]:
+        """Per row, per text column: the string :meth:`transform` tokenises (for text augmentation)."""
+        per_col = [[t[: self.max_length * 16] for t in render_cells(df, col, self.rendered)] for col in self.columns]
+        return [list(cols) for cols in zip(*per_col)]
+
+    def tokenize_one(self, text: str) -> np.ndarray:
+        """One column's string as :meth:`transform` would tokenise it."""
+        ids = self.tokenizer(text, add_special_tokens=False, truncation=True, max_length=self.max_length)["input_ids"]
+        return np.asarray(ids, dtype=np.int32)
+
     def needed_length(self, cols: list) -> int:
         """Tokens :meth:`join` needs to keep all of a row's text (special tokens included)."""
         return len(self._prefix) + len(self._sep) * max(1, len(cols)) + sum(len(c) for c in cols)

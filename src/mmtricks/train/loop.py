@@ -23,7 +23,7 @@ from .metrics import Metric
 from .resume import read_resume_point, restore, save_resume_point
 from .soup import make_soup
 from .tricks.grad_clip import clip_gradients
-from .tricks.hooks import HookContext, build_hooks, step_loss
+from .tricks.hooks import HookContext, build_hooks, hook_states, hook_tensors, restore_hooks, step_loss
 from .tricks.layer_decay import param_groups
 from .tricks.schedule import WarmupCosine
 from . import plan as planning
@@ -194,13 +194,12 @@ def train(net, train_loader, val_loader, val_labels: np.ndarray, *, cfg: MMConfi
     running_loss: Optional[float] = None
     point = read_resume_point(resume_dir) if resume else None
     if point is not None:
-        restore(resume_dir, point, model, optimizer)
+        extra = restore(resume_dir, point, model, optimizer)
         ckpts.load_existing()
         step, best, bad_checks, history = point["step"], point["best"], point["bad_checks"], point["history"]
         epoch, skip_batches, running_loss = point["epoch"], point["batches_in_epoch"], point["running_loss"]
         plan.restore(point["plan"])
-        for hook in hooks:
-            hook.load_state_dict(point.get("hooks", {}).get(hook.name, {}))
+        restore_hooks(hooks, point, extra)
         follow_plan()
         scheduler.last_epoch = step
         stopped, resumed_from = point.get("stopped"), step
@@ -293,8 +292,8 @@ def train(net, train_loader, val_loader, val_labels: np.ndarray, *, cfg: MMConfi
                     save_resume_point(resume_dir, model, optimizer, {
                         "step": step, "epoch": epoch, "batches_in_epoch": i + 1, "best": best,
                         "bad_checks": bad_checks, "history": history, "running_loss": running_loss,
-                        "plan": plan.state(), "stopped": stopped,
-                        "hooks": {h.name: h.state_dict() for h in hooks}})
+                        "plan": plan.state(), "stopped": stopped, **hook_states(hooks)},
+                        extra_tensors=hook_tensors(hooks))
                 say = bar.write if not bar.disable else log
                 say(f"step {step} (epoch {step / plan.steps_per_epoch():.2f}): val {metric.name} {score:.4f}"
                     f"{' *' if improved else ''}, train loss {running_loss:.4f}, {now() - start:.0f}s")

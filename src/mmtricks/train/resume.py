@@ -22,7 +22,7 @@ import torch
 from .checkpoint import load_state, save_state, state_to_cpu
 
 
-def _optimizer_tensors(optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+def optimizer_tensors(optimizer) -> tuple[dict[str, torch.Tensor], dict]:
     sd = optimizer.state_dict()
     tensors, scalars = {}, {}
     for idx, st in sd["state"].items():
@@ -35,7 +35,7 @@ def _optimizer_tensors(optimizer) -> tuple[dict[str, torch.Tensor], dict]:
     return tensors, {"param_groups": groups, "scalars": scalars}
 
 
-def _optimizer_state(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
+def optimizer_state(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
     state: dict[int, dict] = {}
     for name, value in tensors.items():
         _, idx, key = name.split(".", 2)
@@ -46,14 +46,17 @@ def _optimizer_state(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
     return {"state": state, "param_groups": meta["param_groups"]}
 
 
-def save_resume_point(folder: str, model, optimizer, counters: dict) -> None:
+def save_resume_point(folder: str, model, optimizer, counters: dict,
+                      extra_tensors: Optional[dict[str, torch.Tensor]] = None) -> None:
+    """``extra_tensors``: more state to keep (training hooks'), names starting with 'hook.'."""
     os.makedirs(folder, exist_ok=True)
     step = int(counters["step"])
     model_file, optim_file = f"model-{step:07d}.safetensors", f"optim-{step:07d}.safetensors"
     save_state(state_to_cpu(model), os.path.join(folder, model_file))
-    tensors, meta = _optimizer_tensors(optimizer)
+    tensors, meta = optimizer_tensors(optimizer)
     rng_tensors, rng_meta = _rng_state()
     tensors.update(rng_tensors)
+    tensors.update({k: v.detach().cpu().contiguous() for k, v in (extra_tensors or {}).items()})
     save_state(tensors, os.path.join(folder, optim_file))
     state = {**counters, "model_file": model_file, "optim_file": optim_file, "optimizer": meta, "rng": rng_meta}
     tmp = os.path.join(folder, "state.json.tmp")
@@ -73,13 +76,15 @@ def read_resume_point(folder: str) -> Optional[dict]:
         return json.load(f)
 
 
-def restore(folder: str, state: dict, model, optimizer) -> None:
-    """Load the weights, optimizer state and RNG state of a resume point."""
+def restore(folder: str, state: dict, model, optimizer) -> dict[str, torch.Tensor]:
+    """Load the weights, optimizer state and RNG state of a resume point; return its extra tensors."""
     getattr(model, "module", model).load_state_dict(load_state(os.path.join(folder, state["model_file"])))
     tensors = load_state(os.path.join(folder, state["optim_file"]))
     rng = {k: tensors.pop(k) for k in list(tensors) if k.startswith("rng.")}
-    optimizer.load_state_dict(_optimizer_state(tensors, state["optimizer"]))
+    extra = {k: tensors.pop(k) for k in list(tensors) if k.startswith("hook.")}
+    optimizer.load_state_dict(optimizer_state(tensors, state["optimizer"]))
     _set_rng_state(rng, state.get("rng", {}))
+    return extra
 
 
 def _rng_state() -> tuple[dict[str, torch.Tensor], dict]:

@@ -10,8 +10,11 @@ never names a trick:
    may), and ``extra_loss(out, batch, ctx)``: a term added to it (alignment losses);
 4. ``after_step(ctx)`` after each optimizer step (a hook with an optimiser of its own).
 
-A hook that keeps state across steps returns it from ``state_dict()`` (saved in resume
-points) and takes it back in ``load_state_dict()``. Random choices come from
+A hook that acts in the training loader (input augmentation) has a static
+``data_transforms(cfg, pre, texts, seed)`` giving the training set a row hook and an image
+transform (:func:`data_transforms`). A hook that keeps state across steps returns it from
+``state_dict()`` (JSON values and tensors, saved in resume points) and takes it back in
+``load_state_dict()``. Random choices come from
 :meth:`HookContext.generator`, seeded by (seed, hook, epoch, the batch's rows, micro batch), so a
 resumed fit draws exactly what the uninterrupted fit drew, whatever the loader workers.
 Hooks are registered by name in :data:`HOOKS`, one file per trick in this folder.
@@ -80,14 +83,69 @@ class TrainingHook:
         """After each optimizer step."""
 
     def state_dict(self) -> dict:
+        """``{'meta': JSON-able values, 'tensors': {name: tensor}}`` to keep in resume points."""
         return {}
 
     def load_state_dict(self, state: dict) -> None:
         """Take back what :meth:`state_dict` gave."""
 
 
+def hook_states(hooks: list[TrainingHook]) -> dict:
+    """The JSON part of every hook's state, for a resume point's counters."""
+    return {"hooks": {h.name: h.state_dict().get("meta", {}) for h in hooks}}
+
+
+def hook_tensors(hooks: list[TrainingHook]) -> dict:
+    """The tensors of every hook's state, named ``hook.<name>.<key>``."""
+    return {f"hook.{h.name}.{k}": v for h in hooks for k, v in h.state_dict().get("tensors", {}).items()}
+
+
+def restore_hooks(hooks: list[TrainingHook], point: dict, tensors: dict) -> None:
+    """Give each hook back its state from a resume point (its JSON part and its tensors)."""
+    for h in hooks:
+        prefix = f"hook.{h.name}."
+        mine = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+        meta = point.get("hooks", {}).get(h.name, {})
+        if mine or meta:
+            h.load_state_dict({"meta": meta, "tensors": mine})
+
+
 def _fill() -> None:
-    from . import align, mixup  # noqa: F401  (each registers itself)
+    from . import align, input_aug, lemda, mixup  # noqa: F401  (each registers itself)
+
+
+def data_transforms(cfg, pre, train_df, seed: int) -> dict:
+    """What the configured hooks do in the training loader: ``row_hook`` and ``image_augment``.
+
+    A hook class that acts on the data side has a static ``data_transforms(cfg, pre, texts,
+    seed)``; ``texts`` are the training rows' raw text cells (text augmentation re-tokenises).
+    """
+    _fill()
+    out: dict = {}
+    for name in hook_names(cfg):
+        make = getattr(HOOKS.get(name), "data_transforms", None)
+        if make is not None:
+            texts = pre.text.raw_texts(train_df) if pre.text is not None else None
+            for key, value in make(cfg, pre, texts, seed).items():
+                if key in out:
+                    raise ValueError(f"two training hooks set the training set's {key}")
+                out[key] = value
+    return out
+
+
+def chain_row_hooks(hooks: list):
+    """One row hook calling ``hooks`` in order (None when there are none)."""
+    if not hooks:
+        return None
+    if len(hooks) == 1:
+        return hooks[0]
+
+    def chained(row: dict, epoch: int = 0, index: int = 0) -> dict:
+        for hook in hooks:
+            row = hook(row, epoch, index)
+        return row
+
+    return chained
 
 
 def hook_names(cfg) -> list[str]:
