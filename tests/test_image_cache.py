@@ -60,7 +60,7 @@ def test_cache_reads_each_file_once_and_the_augmentation_sees_uint8(table_dir, m
     ds.cache_images(1 << 20)
     assert set(calls.values()) == {1} and len(calls) == 10
     seen = []
-    ds.image_augment = lambda img: (seen.append(img.dtype), img.flip(-1))[1]
+    ds.image_augment = lambda img, key: (seen.append(img.dtype), img.flip(-1))[1]
     flipped = ds[0]["image"]
     plain = make()
     plain.image_augment = ds.image_augment

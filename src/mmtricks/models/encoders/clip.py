@@ -22,7 +22,7 @@ from torch import nn
 
 from ..registry import ENCODERS
 from .base import Encoder, EncoderOutput, full_mask
-from .hf_text import load_tokenizer, transformer_depth_groups
+from .hf_text import TextTransformer, load_tokenizer, transformer_depth_groups
 
 WHAT_TO_PROVIDE = (
     "Give text.backbone and image.backbone (the lf_aligned preset sets both) as a Hugging Face hub name "
@@ -71,9 +71,21 @@ def _tower(kind: str, backbone: str, pretrained: bool, hf_config: Optional[dict]
         raise BackboneError(f"Could not load the CLIP {kind} tower of '{backbone}': {exc}. {WHAT_TO_PROVIDE}") from exc
 
 
+class CLIPTower:
+    """Token widths of a CLIP tower: its sequence and embeddings are hidden_size wide, its pooled
+    output projection_dim (``out_dim``)."""
+
+    @property
+    def seq_dim(self) -> int:
+        return int(self.model.config.hidden_size)
+
+    @property
+    def embed_dim(self) -> int:
+        return int(self.model.config.hidden_size)
+
+
 @ENCODERS.register("clip_text")
-class CLIPTextEncoder(Encoder):
-    modality = "text"
+class CLIPTextEncoder(CLIPTower, TextTransformer):
 
     def __init__(self, backbone: str = "openai/clip-vit-base-patch32", pretrained: bool = True,
                  hf_config: Optional[dict] = None, learnable_missing: bool = False, **_: object):
@@ -84,14 +96,6 @@ class CLIPTextEncoder(Encoder):
         self.out_dim = int(self.model.config.projection_dim)
         self.max_length = int(self.model.config.max_position_embeddings)
         self.missing_embed = nn.Parameter(torch.zeros(self.out_dim)) if learnable_missing else None
-
-    @property
-    def seq_dim(self) -> int:
-        return int(self.model.config.hidden_size)
-
-    @property
-    def embed_dim(self) -> int:
-        return int(self.model.config.hidden_size)
 
     def tokenizer(self):
         """The checkpoint's own tokenizer."""
@@ -109,18 +113,7 @@ class CLIPTextEncoder(Encoder):
         hidden = self.model.text_model(input_ids=ids, attention_mask=mask).last_hidden_state  # (B, L, H)
         last = (mask.long().sum(1) - 1).clamp(min=0)  # the final <eos>: it has seen every column
         pooled = self.model.text_projection(hidden[torch.arange(len(ids), device=ids.device), last])
-        if self.missing_embed is not None and "text_missing" in batch:
-            pooled = torch.where(batch["text_missing"].unsqueeze(-1), self.missing_embed.to(pooled.dtype), pooled)
-        if not sequence:
-            return EncoderOutput(pooled.unsqueeze(1))
-        return EncoderOutput(pooled.unsqueeze(1), hidden, mask.bool())
-
-    def embed(self, batch: dict) -> EncoderOutput:
-        """The token embeddings (B, L, H), with the attention mask."""
-        return EncoderOutput(None, self.model.get_input_embeddings()(batch["text_ids"]), batch["text_mask"].bool())
-
-    def depth_groups(self) -> list[list[nn.Parameter]]:
-        return transformer_depth_groups(self.model, [self.missing_embed] if self.missing_embed is not None else [])
+        return self._output(pooled, hidden, mask, batch, sequence)
 
     def spec(self) -> dict:
         return dict(backbone=self.backbone_name, hf_config=self.model.config.to_dict(),
@@ -128,7 +121,7 @@ class CLIPTextEncoder(Encoder):
 
 
 @ENCODERS.register("clip_image")
-class CLIPImageEncoder(Encoder):
+class CLIPImageEncoder(CLIPTower, Encoder):
     modality = "image"
 
     def __init__(self, backbone: str = "openai/clip-vit-base-patch32", pretrained: bool = True,
@@ -143,14 +136,6 @@ class CLIPImageEncoder(Encoder):
         self.processor = dict(processor) if processor is not None else _processor_config(backbone,
                                                                                         self.model.config.image_size)
         self.missing_embed = nn.Parameter(torch.zeros(self.out_dim)) if learnable_missing else None
-
-    @property
-    def seq_dim(self) -> int:
-        return int(self.model.config.hidden_size)
-
-    @property
-    def embed_dim(self) -> int:
-        return int(self.model.config.hidden_size)
 
     def input_config(self) -> dict:
         """Preprocessing from the checkpoint's image processor: size, mean, std, interpolation, crop_pct."""

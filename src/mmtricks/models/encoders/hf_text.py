@@ -27,9 +27,31 @@ def load_tokenizer(path: str, trust_remote_code: bool = False):
         ) from exc
 
 
-@ENCODERS.register("hf_text")
-class HFTextEncoder(Encoder):
+class TextTransformer(Encoder):
+    """What Hugging Face text encoders share: the learnable stand-in for a row without text, the
+    output with the attention mask, word embeddings as :meth:`embed`, depth groups by block."""
+
     modality = "text"
+
+    def _output(self, pooled: torch.Tensor, hidden: torch.Tensor, mask: torch.Tensor, batch: dict,
+                sequence: bool) -> EncoderOutput:
+        if self.missing_embed is not None and "text_missing" in batch:
+            pooled = torch.where(batch["text_missing"].unsqueeze(-1), self.missing_embed.to(pooled.dtype), pooled)
+        if not sequence:
+            return EncoderOutput(pooled.unsqueeze(1))
+        return EncoderOutput(pooled.unsqueeze(1), hidden, mask.bool())
+
+    def embed(self, batch: dict) -> EncoderOutput:
+        """The word embeddings of the token ids (B, L, H), with the attention mask."""
+        return EncoderOutput(None, self.model.get_input_embeddings()(batch["text_ids"]), batch["text_mask"].bool())
+
+    def depth_groups(self) -> list[list[nn.Parameter]]:
+        """Transformer blocks from the last to the first, then the embeddings."""
+        return transformer_depth_groups(self.model, [self.missing_embed] if self.missing_embed is not None else [])
+
+
+@ENCODERS.register("hf_text")
+class HFTextEncoder(TextTransformer):
 
     def __init__(self, backbone: str = "minilm-l6", pretrained: bool = True, pooling: str = "mean",
                  tiny: bool = False, trust_remote_code: bool = False, hf_config: Optional[dict] = None,
@@ -93,19 +115,7 @@ class HFTextEncoder(Encoder):
         else:
             m = mask[:, p:].unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden[:, p:] * m).sum(1) / m.sum(1).clamp(min=1.0)
-        if self.missing_embed is not None and "text_missing" in batch:
-            pooled = torch.where(batch["text_missing"].unsqueeze(-1), self.missing_embed.to(pooled.dtype), pooled)
-        if not sequence:
-            return EncoderOutput(pooled.unsqueeze(1))
-        return EncoderOutput(pooled.unsqueeze(1), hidden, mask.bool())
-
-    def embed(self, batch: dict) -> EncoderOutput:
-        """The word embeddings of the token ids (B, L, H), with the attention mask."""
-        return EncoderOutput(None, self.model.get_input_embeddings()(batch["text_ids"]), batch["text_mask"].bool())
-
-    def depth_groups(self) -> list[list[nn.Parameter]]:
-        """Transformer blocks from the last to the first, then the embeddings."""
-        return transformer_depth_groups(self.model, [self.missing_embed] if self.missing_embed is not None else [])
+        return self._output(pooled, hidden, mask, batch, sequence)
 
     def spec(self) -> dict:
         config = self.model.config.to_dict()
