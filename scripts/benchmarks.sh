@@ -15,6 +15,8 @@
 # Optional additions (off by default; docs/benchmarks.md, "Pool comparison"):
 #   WITH_STACK=1  adds the autogluon_stack peer (AutoGluon's multimodal stack) to the core runs of
 #                 both profiles (the core list itself is unchanged).
+#   FUSIONS=1     the fusion presets against baseline_plus in the standard profile, into docs/bench/fusions.
+#   HOOKS=1       the alignment and augmentation presets against baseline_plus, into docs/bench/hooks.
 #   POOL=1        runs the pool comparison into docs/bench/pool: mmtricks' pool preset `best` next to
 #                 baseline_plus, linear and the three AutoGluon peers (POOL_PROFILE, default standard;
 #                 POOL_SEEDS, default 0,1,2), then splices its report into docs/benchmarks.md.
@@ -47,6 +49,20 @@ if [ "${SKIP_STANDARD:-0}" != 1 ]; then
     --configs "$ABLATION" --out "$STANDARD"
   mmtricks bench report "$STANDARD" --doc "$DOC"
   mmtricks bench report "$STANDARD_FP32" --doc "$DOC"
+fi
+if [ "${FUSIONS:-0}" = 1 ]; then
+  # Fusions against Baseline+ (issue: the fusion family), same rows and limits; lf_aligned needs CLIP weights.
+  mmtricks bench --profile standard --data-dir "$DATA" --seeds "${STANDARD_SEEDS:-0,1,2}" --threads 2 \
+    --configs baseline_plus,lf_transformer,lf_sf,early_fusion,convert_categorical,convert_numerical,lf_llm \
+    --out docs/bench/fusions
+  mmtricks bench report docs/bench/fusions --doc "$DOC"
+fi
+if [ "${HOOKS:-0}" = 1 ]; then
+  # Alignment and augmentation hooks against Baseline+.
+  mmtricks bench --profile standard --data-dir "$DATA" --seeds "${STANDARD_SEEDS:-0,1,2}" --threads 2 \
+    --configs baseline_plus,align_pos_only,align_pos_neg,input_aug,input_aug_numeric,manifold_mixup,lemda \
+    --out docs/bench/hooks
+  mmtricks bench report docs/bench/hooks --doc "$DOC"
 fi
 if [ "${POOL:-0}" = 1 ]; then
   # Pool comparison (optional): the pool preset and AutoGluon's multimodal stack, same rows and limits.
