@@ -120,16 +120,19 @@ def data_transforms(cfg, pre, train_df, seed: int) -> dict:
     A hook class that acts on the data side has a static ``data_transforms(cfg, pre, texts,
     seed)``; ``texts`` are the training rows' raw text cells (text augmentation re-tokenises).
     """
+    from ...errors import ConfigError
+
     _fill()
+    makers = [m for m in (getattr(HOOKS.get(n), "data_transforms", None) for n in hook_names(cfg)) if m is not None]
+    if not makers:
+        return {}
+    texts = pre.text.raw_texts(train_df) if pre.text is not None else None  # read once for every such hook
     out: dict = {}
-    for name in hook_names(cfg):
-        make = getattr(HOOKS.get(name), "data_transforms", None)
-        if make is not None:
-            texts = pre.text.raw_texts(train_df) if pre.text is not None else None
-            for key, value in make(cfg, pre, texts, seed).items():
-                if key in out:
-                    raise ValueError(f"two training hooks set the training set's {key}")
-                out[key] = value
+    for make in makers:
+        for key, value in make(cfg, pre, texts, seed).items():
+            if key in out:
+                raise ConfigError(f"tricks.hooks: two hooks set the training set's {key}; keep one of them.")
+            out[key] = value
     return out
 
 
