@@ -83,6 +83,10 @@ def _write_export(predictor, folder: str, check: bool) -> None:
             info = _export_lightgbm(model, sub)
         elif kind == "linear":
             info = _export_linear(model, sub)
+        elif kind == "lightgbm_embed":
+            raise ExportError(f"Member {name!r} (LightGBM on frozen embeddings) cannot be exported yet: its "
+                              "encoders run before the trees. Fit the pool without it (e.g. pool=[..., 'lightgbm']) "
+                              "to export.")
         else:
             raise ExportError(f"Member {name!r} is of kind {kind!r}, which export does not know.")
         listed.append({"folder": f"m{j}", "name": name, "kind": kind, "weight": weight, **info})

@@ -15,7 +15,8 @@ Layout of one network (``kind: network``)::
 An ensemble (``kind: ensemble``) holds predictor.json (members, weights), config.json,
 schema.json, versions.json and ``members/m0, m1, ...``: a network member is a network
 folder as above; a classic member is ``member.json`` + ``arrays.safetensors`` (+ LightGBM's
-own text model, ``lightgbm.txt``). Format 1 (single networks, before ensembles) still loads.
+own text model, ``lightgbm.txt``; + ``tokenizer/`` and the frozen encoders' weights in the
+arrays for ``lightgbm_embed``). Format 1 (single networks, before ensembles) still loads.
 
 Loading reads only these names, never unpickles and never imports code from the folder.
 """
@@ -136,6 +137,9 @@ def _write_ensemble(predictor, folder: str) -> None:
             for name, text in files.items():
                 with open(os.path.join(sub, name), "w", encoding="utf-8") as f:
                     f.write(text)
+            tokenizer = getattr(m.model, "tokenizer", None)  # a member that embeds text keeps its tokenizer
+            if tokenizer is not None:
+                tokenizer.save_pretrained(os.path.join(sub, TOKENIZER_DIR))
         members.append({"folder": f"m{j}", "name": m.name, "kind": m.kind, "weight": m.weight,
                         "val_score": m.val_score, "fit_seconds": m.fit_seconds})
     _write_json(folder, "predictor.json", {**_predictor_meta(predictor, "ensemble"), "members": members})
@@ -148,15 +152,32 @@ def check_folder(path: str, kind: str = "network") -> None:
     """Refuse anything a saved model never holds: other files, links, paths leading outside."""
     allowed = ENSEMBLE_FILES if kind == "ensemble" else set(JSON_FILES) | {WEIGHTS, TOKENIZER_DIR}
     _only(path, allowed)
+    if kind == "network":
+        _check_tokenizer(path)
+
+
+def _check_tokenizer(path: str) -> None:
+    """``path/tokenizer``, when there, holds only plain tokenizer files."""
     tok = os.path.join(path, TOKENIZER_DIR)
-    if kind == "network" and os.path.exists(tok):
-        if not os.path.isdir(tok):
-            raise ModelLoadError(f"'{tok}' should be a folder of tokenizer files.")
-        for name in os.listdir(tok):
-            full = os.path.join(tok, name)
-            if os.path.islink(full) or not os.path.isfile(full) or name not in TOKENIZER_FILES:
-                raise ModelLoadError(f"Unexpected entry '{TOKENIZER_DIR}/{name}' in model folder '{path}'. "
-                                     f"Refusing to load.")
+    if not os.path.exists(tok):
+        return
+    if os.path.islink(tok) or not os.path.isdir(tok):
+        raise ModelLoadError(f"'{tok}' should be a folder of tokenizer files.")
+    for name in os.listdir(tok):
+        full = os.path.join(tok, name)
+        if os.path.islink(full) or not os.path.isfile(full) or name not in TOKENIZER_FILES:
+            raise ModelLoadError(f"Unexpected entry '{TOKENIZER_DIR}/{name}' in model folder '{path}'. "
+                                 f"Refusing to load.")
+
+
+def _read_tokenizer(path: str):
+    """The tokenizer saved in ``path/tokenizer`` (data files only, no remote code), or None."""
+    if not os.path.isdir(os.path.join(path, TOKENIZER_DIR)):
+        return None
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(os.path.join(path, TOKENIZER_DIR), local_files_only=True,
+                                         trust_remote_code=False)
 
 
 def _only(path: str, allowed: set) -> None:
@@ -222,12 +243,7 @@ def _read_network(path: str, meta: dict, predictor):
     try:
         config = MMConfig.from_dict(_read_json(path, "config.json"))
         schema = Schema.from_dict(_read_json(path, "schema.json"))
-        tokenizer = None
-        if os.path.isdir(os.path.join(path, TOKENIZER_DIR)):
-            from transformers import AutoTokenizer
-
-            tokenizer = AutoTokenizer.from_pretrained(os.path.join(path, TOKENIZER_DIR), local_files_only=True,
-                                                      trust_remote_code=False)
+        tokenizer = _read_tokenizer(path)
         pre = Preprocessor.from_state(schema, _read_json(path, "processors.json"), tokenizer)
         # The architecture only: no pretrained backbone is read and the random initialisation is
         # skipped, since the strict load below overwrites every parameter and buffer.
@@ -267,14 +283,16 @@ def _read_ensemble(cls, path: str, meta: dict, predictor, verbosity: int):
             if item["kind"] == "network":
                 model = load_predictor(cls, sub, verbosity)
             elif item["kind"] in CLASSIC_MEMBERS:
-                _only(sub, MEMBER_FILES)
+                _only(sub, MEMBER_FILES | {TOKENIZER_DIR})
+                _check_tokenizer(sub)
                 files = {}
                 for name in MEMBER_FILES - {"member.json", "arrays.safetensors"}:
                     if os.path.isfile(os.path.join(sub, name)):
                         with open(os.path.join(sub, name), encoding="utf-8") as f:
                             files[name] = f.read()
                 model = CLASSIC_MEMBERS[item["kind"]].from_state(
-                    schema, _read_json(sub, "member.json"), load_file(os.path.join(sub, "arrays.safetensors")), files)
+                    schema, _read_json(sub, "member.json"), load_file(os.path.join(sub, "arrays.safetensors")), files,
+                    _read_tokenizer(sub))
             else:
                 raise ModelLoadError(f"'{path}' holds a member of unknown kind {item['kind']!r}.")
             members.append(Member(item["name"], item["kind"], model, None, item["val_score"], item["fit_seconds"],

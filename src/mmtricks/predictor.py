@@ -285,26 +285,12 @@ class MultimodalPredictor:
 
     def _build(self, schema, cfg, train_df, base_dir=None):
         """The network and the processors fitted on ``train_df`` (image paths relative to ``base_dir``)."""
-        from .data.preprocessor import Preprocessor, input_columns, input_modalities
+        from .data.preprocessor import fit_for_encoders, input_columns, input_modalities
         from .models.net import build_encoders_for
 
         to_text = cfg.data.tabular_kinds_as_text()
         encoders = build_encoders_for(input_modalities(input_columns(schema, to_text)), cfg, len(schema.columns("image")))
-        tokenizer = encoders["text"].tokenizer() if "text" in encoders else None
-        image_config = None
-        if "image" in encoders:
-            image_config = encoders["image"].input_config()
-            if cfg.data.image_size:
-                image_config["size"], image_config["crop_pct"] = cfg.data.image_size, 1.0
-        text_max_length = min(cfg.data.text_max_length, getattr(encoders.get("text"), "max_length", None) or 10**9)
-        pre = Preprocessor.fit(train_df, schema, tokenizer=tokenizer, text_max_length=text_max_length,
-                               image_config=image_config, image_separator=cfg.data.image_separator,
-                               categorical_max_levels=cfg.data.categorical_max_levels,
-                               allow_missing_images=cfg.data.allow_missing_images,
-                               auto_text_length=cfg.data.auto_input_size,
-                               auto_image_size=cfg.data.auto_input_size and not cfg.data.image_size,
-                               base_dir=base_dir, seed=self.seed, log=lambda m: self._log(1, m),
-                               tabular_to_text=to_text, text_template=cfg.data.text_template)
+        pre = fit_for_encoders(train_df, schema, cfg, encoders, base_dir, self.seed, lambda m: self._log(1, m), to_text)
         return self._build_net(schema, cfg, pre, encoders), pre
 
     @staticmethod
@@ -366,26 +352,16 @@ class MultimodalPredictor:
 
     def _autocast(self, device: str):
         """The fit's mixed precision (``env.precision``) for prediction too, else nothing."""
-        import contextlib
+        from .train.loop import autocast_for, resolve_precision
 
-        import torch
-
-        from .train.loop import resolve_precision
-
-        precision = resolve_precision(self.config_.env)
-        if precision.startswith("bf16"):
-            return torch.autocast(device, dtype=torch.bfloat16)
-        if precision.startswith("16") and device == "cuda":
-            return torch.autocast(device, dtype=torch.float16)
-        return contextlib.nullcontext()
+        return autocast_for(resolve_precision(self.config_.env), device)
 
     def _predict_model(self):
         """``(model in eval mode, device)``; the model moves only when it is not on the device yet
         and stays there (a second call pays no copy)."""
-        import torch
+        from .train.loop import inference_device
 
-        accelerator = self.config_.env.accelerator
-        device = "cuda" if torch.cuda.is_available() and accelerator in ("auto", "cuda", "gpu") else "cpu"
+        device = inference_device(self.config_.env.accelerator)
         model = self.model_
         param = next(model.parameters(), None)
         if param is not None and param.device.type != device:

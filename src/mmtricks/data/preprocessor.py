@@ -142,3 +142,25 @@ class Preprocessor:
             image,
             LabelProcessor(lab["problem_type"], lab["classes"], lab["mean"], lab["std"]),
         )
+
+
+def fit_for_encoders(df: pd.DataFrame, schema: Schema, cfg, encoders: dict, base_dir: Optional[str] = None,
+                     seed: int = 0, log: Optional[Callable[[str], None]] = None,
+                     tabular_to_text=()) -> Preprocessor:
+    """Processors fitted on ``df`` for these text/image ``encoders`` under config ``cfg``: the
+    text encoder's tokenizer and length cap, the image encoder's input config, ``data.*``."""
+    tokenizer = encoders["text"].tokenizer() if "text" in encoders else None
+    image_config = None
+    if "image" in encoders:
+        image_config = encoders["image"].input_config()
+        if cfg.data.image_size:
+            image_config["size"], image_config["crop_pct"] = cfg.data.image_size, 1.0
+    text_max_length = min(cfg.data.text_max_length, getattr(encoders.get("text"), "max_length", None) or 10**9)
+    return Preprocessor.fit(df, schema, tokenizer=tokenizer, text_max_length=text_max_length,
+                            image_config=image_config, image_separator=cfg.data.image_separator,
+                            categorical_max_levels=cfg.data.categorical_max_levels,
+                            allow_missing_images=cfg.data.allow_missing_images,
+                            auto_text_length=cfg.data.auto_input_size,
+                            auto_image_size=cfg.data.auto_input_size and not cfg.data.image_size,
+                            base_dir=base_dir, seed=seed, log=log, tabular_to_text=tabular_to_text,
+                            text_template=cfg.data.text_template)

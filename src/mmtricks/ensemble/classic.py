@@ -5,7 +5,8 @@ They train in seconds, and give the ensemble a floor set by the strongest simple
 same features (:class:`TableFeatures`): TF-IDF of word 1-2-grams per text column, category
 indices from the project's :class:`~mmtricks.data.processors.CategoricalProcessor`, and the
 numbers (raw with NaN for trees; standardised with a missing flag for the linear model).
-Image columns are not used. Everything saves without pickle: the vectorisers' vocabulary and
+Image columns are used only by ``lightgbm_embed``, which adds frozen text and image embeddings
+(:mod:`mmtricks.ensemble.embeddings`) to the trees' features. Everything saves without pickle: the vectorisers' vocabulary and
 idf, the processors' JSON state, LightGBM's own text model format, the linear coefficients.
 """
 from __future__ import annotations
@@ -141,7 +142,7 @@ class LinearMember:
         self.model_.fit(x, y, sample_weight=sample_weight)
         return self
 
-    def outputs(self, df: pd.DataFrame) -> np.ndarray:
+    def outputs(self, df: pd.DataFrame, base_dir: Optional[str] = None) -> np.ndarray:
         x = self.features_.linear(df)
         if self.regression:
             return self.model_.predict(x).astype(np.float64)
@@ -156,7 +157,7 @@ class LinearMember:
         return {"features": meta, "seed": self.seed}, arrays, {}
 
     @classmethod
-    def from_state(cls, schema, meta: dict, arrays: dict, files: dict) -> "LinearMember":
+    def from_state(cls, schema, meta: dict, arrays: dict, files: dict, tokenizer=None) -> "LinearMember":
         from sklearn.linear_model import LogisticRegression, Ridge
 
         member = cls(schema, meta["seed"])
@@ -192,12 +193,17 @@ class LightGBMMember:
 
     def fit(self, train: pd.DataFrame, y: np.ndarray, val: Optional[pd.DataFrame], y_val: Optional[np.ndarray],
             time_budget: Optional[float] = None, sample_weight: Optional[np.ndarray] = None,
-            val_weight: Optional[np.ndarray] = None) -> "LightGBMMember":
-        """Early-stopped on ``val``; with ``val=None``, exactly ``rounds`` rounds (a refit)."""
+            val_weight: Optional[np.ndarray] = None, base_dir: Optional[str] = None,
+            embeddings=None) -> "LightGBMMember":
+        """Early-stopped on ``val``; with ``val=None``, exactly ``rounds`` rounds (a refit).
+
+        ``base_dir``: where relative image paths resolve; ``embeddings``: the pool's shared
+        :class:`~mmtricks.ensemble.embeddings.SharedEmbeddings` (members that read them)."""
         import lightgbm as lgb
 
         self.features_ = TableFeatures(self.schema, max_text_features=5000).fit(train)
-        x, categorical = self.features_.trees(train)
+        self._fit_extra(train, base_dir, embeddings)
+        x, categorical = self._design(train, base_dir, None if embeddings is None else embeddings.train)
         data = lgb.Dataset(x, label=y, weight=sample_weight, categorical_feature=categorical, free_raw_data=False)
         start = time.time()
 
@@ -207,20 +213,29 @@ class LightGBMMember:
 
         valid, callbacks = [], [within_budget]
         if val is not None:
-            xv, _ = self.features_.trees(val)
+            xv, _ = self._design(val, base_dir, None if embeddings is None else embeddings.val)
             valid = [lgb.Dataset(xv, label=y_val, weight=val_weight, reference=data, categorical_feature=categorical)]
             callbacks.insert(0, lgb.early_stopping(50, verbose=False))
         self.booster_ = lgb.train(self._params(), data, num_boost_round=self.rounds, valid_sets=valid,
                                   callbacks=callbacks)
         return self
 
+    def _fit_extra(self, train: pd.DataFrame, base_dir: Optional[str], embeddings) -> None:
+        """Anything beyond the table features that fit needs (none here)."""
+
+    def _design(self, df: pd.DataFrame, base_dir: Optional[str], embedded: Optional[np.ndarray] = None):
+        """The trees' input matrix for ``df`` and the category columns' positions."""
+        return self.features_.trees(df)
+
     @property
     def rounds_used(self) -> int:
         """Boosting rounds the fitted model uses (the early-stopped best, or all)."""
         return int(self.booster_.best_iteration or self.booster_.current_iteration())
 
-    def outputs(self, df: pd.DataFrame) -> np.ndarray:
-        x, _ = self.features_.trees(df)
+    def outputs(self, df: pd.DataFrame, base_dir: Optional[str] = None,
+                embedded: Optional[np.ndarray] = None) -> np.ndarray:
+        """Probabilities or values; ``embedded``: ``df``'s frozen embeddings when already made."""
+        x, _ = self._design(df, base_dir, embedded)
         out = self.booster_.predict(x, num_iteration=self.booster_.best_iteration or None)
         if self.regression:
             return np.asarray(out, dtype=np.float64)
@@ -234,7 +249,7 @@ class LightGBMMember:
         return meta, arrays, {self.MODEL_FILE: self.booster_.model_to_string()}
 
     @classmethod
-    def from_state(cls, schema, meta: dict, arrays: dict, files: dict) -> "LightGBMMember":
+    def from_state(cls, schema, meta: dict, arrays: dict, files: dict, tokenizer=None) -> "LightGBMMember":
         import lightgbm as lgb
 
         member = cls(schema, meta["seed"])
@@ -244,4 +259,43 @@ class LightGBMMember:
         return member
 
 
-CLASSIC_MEMBERS = {LinearMember.kind: LinearMember, LightGBMMember.kind: LightGBMMember}
+class LightGBMEmbedMember(LightGBMMember):
+    """LightGBM on the table features plus frozen text and image embeddings
+    (:mod:`mmtricks.ensemble.embeddings`): the one member that reads the images."""
+
+    kind = "lightgbm_embed"
+
+    def _fit_extra(self, train: pd.DataFrame, base_dir: Optional[str], embeddings) -> None:
+        if embeddings is None:
+            raise ValueError("lightgbm_embed needs the pool's frozen embeddings (SharedEmbeddings).")
+        self.embedder_ = embeddings.embedder
+        self.shared_ = embeddings  # the training rows' embeddings, for a refit on train + validation (not saved)
+
+    def _design(self, df: pd.DataFrame, base_dir: Optional[str], embedded: Optional[np.ndarray] = None):
+        import scipy.sparse as sp
+
+        x, categorical = self.features_.trees(df)
+        if embedded is None:
+            embedded = self.embedder_.transform(df, base_dir)
+        return sp.hstack([x, sp.csr_matrix(embedded.astype(np.float64))], format="csr"), categorical
+
+    @property
+    def tokenizer(self):
+        """The embedder's tokenizer: saved in the member's folder."""
+        return self.embedder_.tokenizer
+
+    def state(self) -> tuple[dict, dict[str, np.ndarray], dict[str, str]]:
+        meta, arrays, files = super().state()
+        embed_meta, embed_arrays = self.embedder_.state()
+        return {**meta, "embedder": embed_meta}, {**arrays, **embed_arrays}, files
+
+    @classmethod
+    def from_state(cls, schema, meta: dict, arrays: dict, files: dict, tokenizer=None) -> "LightGBMEmbedMember":
+        from .embeddings import FrozenEmbedder
+
+        member = super().from_state(schema, meta, arrays, files)
+        member.embedder_ = FrozenEmbedder.from_state(schema, meta["embedder"], arrays, tokenizer)
+        return member
+
+
+CLASSIC_MEMBERS = {m.kind: m for m in (LinearMember, LightGBMMember, LightGBMEmbedMember)}

@@ -22,6 +22,7 @@ def fit_ensemble(predictor, split, cfg, entries, deadline: Optional[float], resu
     from ..config import resolve
     from ..data.processors import LabelProcessor
     from ..data.split import train_valid_split
+    from .embeddings import FrozenEmbedder
     from .pool import Member, fit_pool, weigh
 
     schema, metric = split.schema, split.metric
@@ -52,7 +53,10 @@ def fit_ensemble(predictor, split, cfg, entries, deadline: Optional[float], resu
     members = fit_pool(entries, schema=schema, train_df=split.train_df, val_df=split.val_df, y_train=y_train,
                        y_val=y_val, metric=metric, seed=predictor.seed, deadline=deadline, fit_network=fit_network,
                        log=lambda m: predictor._log(1, m), threads=torch.get_num_threads(), fit_parallel=fit_parallel,
-                       train_weights=split.train_weights, val_weights=split.val_weights)
+                       train_weights=split.train_weights, val_weights=split.val_weights,
+                       make_embedder=lambda: FrozenEmbedder.fit(schema, cfg, split.train_df, split.base, predictor.seed,
+                                                                lambda m: predictor._log(1, m)),
+                       base_dir=split.base, val_base=split.val_base)
     val_weights = split.val_weights
     if holdout is not None:
         y_val = labels.targets(holdout[predictor.label], predictor.label)
@@ -82,6 +86,7 @@ def _refit_full(predictor, members, split, overrides, deadline, labels) -> list[
     from ..data.split import SharedSplit
     from ..schema.infer import resolve_image_path
     from .classic import CLASSIC_MEMBERS
+    from .embeddings import SharedEmbeddings
 
     schema, label = split.schema, predictor.label
     val = split.val_df.copy()
@@ -113,9 +118,14 @@ def _refit_full(predictor, members, split, overrides, deadline, labels) -> list[
                                            weights, split.val_weights), resolve(m.model.preset, pinned), None, False)
             m.model = child
         else:
-            kwargs = {"rounds": m.model.rounds_used, "threads": m.model.threads} if m.kind == "lightgbm" else {}
+            kwargs = {"rounds": m.model.rounds_used, "threads": m.model.threads} if m.kind != "linear" else {}
+            extra = {}
+            if m.kind == "lightgbm_embed":  # the rows' embeddings made for the fit, in train + validation order
+                shared = m.model.shared_
+                extra = {"embeddings": SharedEmbeddings(shared.embedder, np.vstack([shared.train, shared.val]), None,
+                                                        0.0), "base_dir": split.base}
             m.model = CLASSIC_MEMBERS[m.kind](schema, seed=predictor.seed, **kwargs).fit(
-                full, y_full, None, None, sample_weight=weights)
+                full, y_full, None, None, sample_weight=weights, **extra)
         m.fit_seconds = round(m.fit_seconds + time.time() - start, 2)
         done.append(m.name)
     predictor._log(1, f"refit_full: {done} refit on {len(full)} train + validation rows.")

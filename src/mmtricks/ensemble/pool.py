@@ -3,8 +3,12 @@
 Members differ only in what they are (a network preset, LightGBM, the linear model);
 they share the schema, the validation split and the time limit. The time plan:
 
-1. Classic members first (seconds each): LightGBM, then the linear model, each capped
-   at ``CLASSIC_SHARE`` of the time left.
+1. Classic members first (seconds each): LightGBM, the linear model, then LightGBM on
+   frozen text/image embeddings too (``lightgbm_embed``), each capped at ``CLASSIC_SHARE``
+   of the time left. The embeddings are one forward pass of the pretrained encoders over
+   the training and validation rows, made once and shared (``ensemble/embeddings.py``);
+   under a time limit they are skipped, logged, when they would take more than
+   ``EMBED_SHARE`` of the time left (timed on a batch first).
 2. Network members, in pool order, split what is left equally. Under a time limit each
    must afford the step floor (``optim.min_steps``): a member whose first timed steps show
    it cannot do so in its share stops at once (``FloorUnreachable``), and the pool keeps
@@ -41,6 +45,7 @@ class PoolEntry:
 POOL = (
     PoolEntry("lightgbm", "lightgbm"),
     PoolEntry("linear", "linear"),
+    PoolEntry("lightgbm_embed", "lightgbm_embed"),
     PoolEntry("baseline_plus", "network", "baseline_plus"),
     PoolEntry("learnable_embed", "network", "learnable_embed"),
     PoolEntry("modality_dropout", "network", "modality_dropout"),
@@ -52,7 +57,7 @@ POOL = (
     PoolEntry("lf_aligned", "network", "lf_aligned"),
     PoolEntry("lf_llm", "network", "lf_llm"),
 )
-CLASSIC_KINDS = ("lightgbm", "linear")
+CLASSIC_KINDS = ("lightgbm", "linear", "lightgbm_embed")
 
 
 def pool_entries(names: list[str]) -> list[PoolEntry]:
@@ -85,9 +90,11 @@ def skip_reason(entry: PoolEntry, schema, train_df) -> Optional[str]:
     from ..config import resolve
 
     modalities = schema.modalities
-    if entry.kind == "lightgbm" and importlib.util.find_spec("lightgbm") is None:
+    if entry.kind in ("lightgbm", "lightgbm_embed") and importlib.util.find_spec("lightgbm") is None:
         return "lightgbm is not installed (pip install 'mmtricks[pool]')"
-    if entry.kind in CLASSIC_KINDS and not ({"tabular", "text"} & set(modalities)):
+    if entry.kind == "lightgbm_embed" and not ({"text", "image"} & set(modalities)):
+        return "there is no text or image column to embed (plain lightgbm covers the rest)"
+    if entry.kind in ("lightgbm", "linear") and not ({"tabular", "text"} & set(modalities)):
         return "it reads tabular and text columns; the table has only images"
     if entry.preset in ("modality_dropout", "modality_dropout_learnable") and len(modalities) < 2:
         return "dropping a modality needs at least two"
@@ -147,20 +154,26 @@ class Member:
     def outputs(self, df, base_dir=None) -> np.ndarray:
         if self.kind == "network":
             return self.model.predict_outputs(df, base_dir)
-        return self.model.outputs(df)
+        return self.model.outputs(df, base_dir)
 
 
 def fit_pool(entries: list[PoolEntry], *, schema, train_df, val_df, y_train, y_val, metric, seed: int,
              deadline: Optional[float], fit_network: Callable[[PoolEntry, Optional[float]], Member],
              log: Callable[[str], None], threads: int = 0,
              fit_parallel: Optional[Callable[[list[PoolEntry]], list]] = None,
-             train_weights: Optional[np.ndarray] = None, val_weights: Optional[np.ndarray] = None) -> list[Member]:
+             train_weights: Optional[np.ndarray] = None, val_weights: Optional[np.ndarray] = None,
+             make_embedder: Optional[Callable[[], object]] = None, base_dir: Optional[str] = None,
+             val_base: Optional[str] = None) -> list[Member]:
     """Train every entry that fits the data; see the module doc for the time plan.
 
     ``fit_parallel(entries)``, when given, trains the network members at once (Ray), each
     with the whole time left; it returns a Member or a FloorUnreachable per entry.
+    ``make_embedder()`` builds the :class:`~mmtricks.ensemble.embeddings.FrozenEmbedder`
+    for members that read frozen embeddings; ``base_dir``/``val_base``: where the training
+    and validation rows' relative image paths resolve.
     """
     from .classic import CLASSIC_MEMBERS
+    from .embeddings import EMBEDDING_KINDS, shared_embeddings
 
     def left() -> Optional[float]:
         return None if deadline is None else deadline - time.time() - SELECTION_RESERVE
@@ -173,13 +186,20 @@ def fit_pool(entries: list[PoolEntry], *, schema, train_df, val_df, y_train, y_v
         else:
             usable.append(entry)
     members: list[Member] = []
+    shared = None
+    if make_embedder is not None and any(e.kind in EMBEDDING_KINDS for e in usable):
+        shared = shared_embeddings(make_embedder, train_df, val_df, base_dir, val_base, left(), log)
+    if shared is None:
+        usable = [e for e in usable if e.kind not in EMBEDDING_KINDS]
     for entry in [e for e in usable if e.kind in CLASSIC_KINDS]:
         start = time.time()
         budget = None if deadline is None else max(1.0, CLASSIC_SHARE * left())
-        kwargs = {"threads": threads} if entry.kind == "lightgbm" else {}
+        kwargs = {"threads": threads} if entry.kind != "linear" else {}
+        extra = {"embeddings": shared, "base_dir": base_dir} if entry.kind in EMBEDDING_KINDS else {}
         model = CLASSIC_MEMBERS[entry.kind](schema, seed=seed, **kwargs).fit(
-            train_df, y_train, val_df, y_val, time_budget=budget, sample_weight=train_weights, val_weight=val_weights)
-        out = model.outputs(val_df)
+            train_df, y_train, val_df, y_val, time_budget=budget, sample_weight=train_weights, val_weight=val_weights,
+            **extra)
+        out = model.outputs(val_df, val_base, **({"embedded": shared.val} if extra else {}))
         members.append(Member(entry.name, entry.kind, model, out, float(metric.fn(y_val, out, val_weights)),
                               round(time.time() - start, 2)))
         log(f"pool: {entry.name}: validation {metric.name} {members[-1].val_score:.4f} "

@@ -54,6 +54,23 @@ def resolve_precision(env) -> str:
     return "32-true"
 
 
+def inference_device(accelerator: str) -> str:
+    """'cuda' when a GPU is there and ``env.accelerator`` allows it ('auto', 'cuda', 'gpu'), else 'cpu'."""
+    return "cuda" if torch.cuda.is_available() and accelerator in ("auto", "cuda", "gpu") else "cpu"
+
+
+def autocast_for(precision: str, device: str):
+    """The autocast context of a resolved ``env.precision`` on ``device`` ('cpu' or 'cuda'):
+    bf16 for 'bf16-*', fp16 for '16-*' on a GPU, else none."""
+    import contextlib
+
+    if precision.startswith("bf16"):
+        return torch.autocast(device, dtype=torch.bfloat16)
+    if precision.startswith("16") and device == "cuda":
+        return torch.autocast(device, dtype=torch.float16)
+    return contextlib.nullcontext()
+
+
 def make_fabric(env):
     """A Fabric for the configured accelerator; mixed precision by default on GPUs."""
     from lightning_fabric import Fabric
