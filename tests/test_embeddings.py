@@ -37,6 +37,8 @@ def test_frozen_image_embeddings_let_the_trees_read_images(table_dir, monkeypatc
                             overrides=TINY_ENCODERS).fit(df)
     n_train, n_val = p.fit_info_["n_train"], p.fit_info_["n_val"]
     assert calls == [n_train, n_val]  # one pass over the training rows, one over the validation rows
+    facts = p.fit_info_["embeddings"]
+    assert facts["rows"] == n_train + n_val and facts["encoders"] == ["image"] and facts["seconds"] > 0
     scores = {m.name: m.val_score for m in p.members_}
     assert scores["lightgbm_embed"] > scores["lightgbm"] + 0.25, scores  # the noise column alone is chance
     assert scores["lightgbm_embed"] > 0.8, scores

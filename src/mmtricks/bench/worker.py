@@ -70,7 +70,8 @@ def fit_summary(fit_info: dict[str, Any], member_infos: Optional[dict[str, dict[
                 row.update(steps=facts["steps"], epochs=facts["epochs"], stopped=facts["stopped"],
                            seconds_per_step=facts["seconds_per_step"], floor_reached=plan.get("floor_reached"))
             members.append(row)
-        out.update(ensemble=fit_info.get("ensemble"), val_score=fit_info.get("val_score"), members=members)
+        out.update(ensemble=fit_info.get("ensemble"), val_score=fit_info.get("val_score"), members=members,
+                   embeddings=fit_info.get("embeddings"))
     return out
 
 

@@ -72,9 +72,20 @@ def fit_ensemble(predictor, split, cfg, entries, deadline: Optional[float], resu
                      "n_weights_rows": len(y_val), "refit_full": refit},
         "members": [{"name": m.name, "kind": m.kind, "weight": m.weight, "val_score": m.val_score,
                      "fit_seconds": m.fit_seconds} for m in members],
+        "embeddings": _embedding_facts(members),
     }
     predictor._log(1, "ensemble: " + ", ".join(f"{m.name} {m.weight:.2f}" for m in members if m.weight)
                  + f"; validation {metric.name} {score:.4f}")
+
+
+def _embedding_facts(members) -> Optional[dict]:
+    """Rows, values a row and seconds of the pool's shared frozen embeddings (None when unused)."""
+    for m in members:
+        shared = getattr(m.model, "shared_", None)
+        if shared is not None:
+            return {"rows": len(shared.train) + (0 if shared.val is None else len(shared.val)), "dim": shared.embedder.dim,
+                    "encoders": list(shared.embedder.encoders), "seconds": shared.seconds}
+    return None
 
 
 def _refit_full(predictor, members, split, overrides, deadline, labels) -> list[str]:
@@ -123,7 +134,7 @@ def _refit_full(predictor, members, split, overrides, deadline, labels) -> list[
             if m.kind == "lightgbm_embed":  # the rows' embeddings made for the fit, in train + validation order
                 shared = m.model.shared_
                 extra = {"embeddings": SharedEmbeddings(shared.embedder, np.vstack([shared.train, shared.val]), None,
-                                                        0.0), "base_dir": split.base}
+                                                        shared.seconds), "base_dir": split.base}
             m.model = CLASSIC_MEMBERS[m.kind](schema, seed=predictor.seed, **kwargs).fit(
                 full, y_full, None, None, sample_weight=weights, **extra)
         m.fit_seconds = round(m.fit_seconds + time.time() - start, 2)
