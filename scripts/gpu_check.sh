@@ -6,7 +6,8 @@
 # Prints time per epoch, rows/s in training, peak GPU memory and the test score.
 # Env PYTHON names an interpreter that already has the dependencies (with PYTHONPATH=src);
 # without it the script makes .venv when missing. Env OVERRIDES adds config overrides as JSON,
-# e.g. OVERRIDES='{"optim.micro_batch_size": 128}'.
+# e.g. OVERRIDES='{"optim.micro_batch_size": 32}' (by default the micro batch and loader
+# workers follow the GPU: train/loop.py, for_device).
 set -euo pipefail
 DATA=${1:-../shared/data}
 LIMIT=${2:-400}
@@ -27,14 +28,15 @@ train = pd.read_parquet(f"{data}/covid/train.parquet")
 test = pd.read_parquet(f"{data}/covid/test.parquet")
 torch.cuda.reset_peak_memory_stats()
 p = MultimodalPredictor(label="finding", time_limit=limit, verbosity=1,
-                        overrides={"env.accelerator": "cuda", "env.num_workers": 4,
-                                   **json.loads(os.environ.get("OVERRIDES", "{}"))})
+                        overrides={"env.accelerator": "cuda", **json.loads(os.environ.get("OVERRIDES", "{}"))})
 p.fit(train, base_dir=f"{data}/covid")
 info = p.fit_info_
 epochs = max(info["epochs"], 1e-9)
 print("overrides:", os.environ.get("OVERRIDES", "none"))
 from mmtricks.train.loop import resolve_precision
 print("precision:", resolve_precision(p.config_.env))
+print("micro batch:", p.config_.optim.micro_batch_size, "| loader workers:", p.config_.env.num_workers,
+      "| effective batch:", info["plan"]["effective_batch"])
 print(f"train seconds {info['train_seconds']:.1f}, epochs {info['epochs']}, "
       f"seconds/epoch {info['train_seconds'] / epochs:.1f}, "
       f"train rows/s {info['n_train'] * epochs / info['train_seconds']:.1f}")
@@ -52,12 +54,13 @@ print(f"predict rows/s (median of 3 passes over {len(test)} test rows): "
 from mmtricks.data.dataset import make_loader
 from mmtricks.schema import validate_frame
 encoded = p.preprocessor_.encode(validate_frame(train, p.schema_), f"{data}/covid", with_labels=False)
-loader = make_loader(p._dataset(p.preprocessor_, encoded), p.config_.optim.micro_batch_size, False, 4)
+workers = p.config_.env.num_workers
+loader = make_loader(p._dataset(p.preprocessor_, encoded), p.config_.optim.micro_batch_size, False, workers)
 for _ in range(2):  # the first pass starts the workers
     t = time.time()
     batches = list(loader)
     took = time.time() - t
-print(f"input pipeline alone (4 workers, second pass): {len(train) / took:.1f} rows/s")
+print(f"input pipeline alone ({workers} workers, second pass): {len(train) / took:.1f} rows/s")
 model = p.model_.cuda().train()
 batch = {k: v.cuda() for k, v in batches[0].items()}
 step_times = []

@@ -177,3 +177,45 @@ def test_regression_scores_are_in_the_label_units(table_dir, metric):
     assert val == pytest.approx(p.evaluate(df.iloc[:30])[metric], rel=1e-4)
     assert p.leaderboard()["val_score"].iloc[0] == val
     assert all(h["val_score"] > 10 for h in p.fit_info_["history"])  # not standardised (~1)
+
+
+def test_micro_batch_and_loader_workers_follow_the_device(monkeypatch):
+    import os
+
+    import torch
+
+    from mmtricks.config import resolve
+    from mmtricks.train.loop import for_device
+
+    cfg = resolve("default")
+    cpu = for_device(cfg)
+    assert (cpu.optim.micro_batch_size, cpu.env.num_workers) == (32, 0)
+    assert cfg.optim.micro_batch_size is None and cfg.env.num_workers is None  # the caller's config is left alone
+
+    class Props:
+        name, total_memory = "NVIDIA H200", 139 * 2**30
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda index: Props)
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    said = []
+    gpu = for_device(cfg, said.append)
+    assert (gpu.optim.micro_batch_size, gpu.env.num_workers) == (128, 8)
+    assert "NVIDIA H200" in said[0] and "micro batch 128" in said[0] and "8 loader workers" in said[0]
+    Props.total_memory = 24 * 2**30
+    assert for_device(cfg).optim.micro_batch_size == 64
+    Props.total_memory = 8 * 2**30
+    assert for_device(cfg).optim.micro_batch_size == 32
+    mine = for_device(resolve("default", {"optim.micro_batch_size": 16, "env.num_workers": 2}))
+    assert (mine.optim.micro_batch_size, mine.env.num_workers) == (16, 2)  # set by the user: kept
+    on_cpu = for_device(resolve("default", {"env.accelerator": "cpu"}))
+    assert (on_cpu.optim.micro_batch_size, on_cpu.env.num_workers) == (32, 0)  # a GPU is there, but not asked for
+
+
+def test_a_fit_records_the_micro_batch_and_workers_it_used(table_dir):
+    from mmtricks import MultimodalPredictor
+
+    df = make_table(table_dir, n=40, kinds=("numerical",))
+    p = MultimodalPredictor(label="y", preset="tiny", verbosity=0,
+                            overrides={"optim.max_epochs": 1, "optim.micro_batch_size": None}).fit(df)
+    assert (p.config_.optim.micro_batch_size, p.config_.env.num_workers) == (32, 0)

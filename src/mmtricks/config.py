@@ -110,7 +110,7 @@ class OptimConfig:
     head_lr_mult: float = 10.0  # lr multiplier of the parts trained from scratch (tabular, fusion, head)
     weight_decay: float = 1e-3
     batch_size: int = 128  # effective batch; accumulation makes it from micro batches
-    micro_batch_size: int = 32
+    micro_batch_size: typing.Optional[int] = None  # None: for the device (train/loop.py, for_device): 32 on a CPU
     min_steps: int = 128  # step floor: the effective batch shrinks (toward one micro batch) so a fit makes this many
     max_epochs: int = 20
     max_steps: typing.Optional[int] = None  # pins the horizon in optimizer steps (e.g. fit_info['plan']['horizon'])
@@ -134,7 +134,7 @@ class EnvConfig:
     devices: str = "auto"  # 'auto', a count like '2', or a list like '0,1'
     strategy: str = "auto"  # Fabric strategy: 'auto', 'ddp', 'fsdp' ...
     precision: str = "auto"  # 'auto': bf16-mixed/16-mixed on GPU, 32-true on CPU
-    num_workers: int = 0  # DataLoader workers
+    num_workers: typing.Optional[int] = None  # DataLoader workers; None: for the device (0 on a CPU, see for_device)
     eval_batch_size: int = 64
     val_cache_mb: int = 512  # validation batches kept after the first pass, up to this size; 0: none
     # Training images decoded and resized once per fit, kept as uint8 in memory up to this size and the rest
@@ -355,7 +355,8 @@ def _check_choices(cfg: MMConfig) -> None:
     ranges = {
         "optim.lr": cfg.optim.lr > 0,
         "optim.batch_size": cfg.optim.batch_size >= 1,
-        "optim.micro_batch_size": cfg.optim.micro_batch_size >= 1,
+        "optim.micro_batch_size": cfg.optim.micro_batch_size is None or cfg.optim.micro_batch_size >= 1,
+        "env.num_workers": cfg.env.num_workers is None or cfg.env.num_workers >= 0,
         "optim.max_epochs": cfg.optim.max_epochs >= 1,
         "optim.min_steps": cfg.optim.min_steps >= 0,
         "ensemble.rounds": cfg.ensemble.rounds >= 1,

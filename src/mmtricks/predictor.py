@@ -179,12 +179,13 @@ class MultimodalPredictor:
         from lightning_fabric.utilities.seed import seed_everything
 
         from .data.dataset import make_loader
-        from .train.loop import plan_batches
+        from .train.loop import for_device, plan_batches
         from .train.network_fit import NetworkFit
         from .train.tricks.hooks import chain_row_hooks, data_transforms
         from .train.tricks.modality_dropout import ModalityDropout
 
         schema, metric, train_df, val_df, base = split.schema, split.metric, split.train_df, split.val_df, split.base
+        cfg = for_device(cfg, lambda m: self._log(1, m))  # micro batch and loader workers left to the device
         seed_everything(self.seed, verbose=False)  # before building: random init is part of the fit
         model, pre = self._build(schema, cfg, train_df, base)
         row_hooks = [ModalityDropout(cfg.data.modality_dropout, self.seed)] if cfg.data.modality_dropout > 0 else []
@@ -395,7 +396,7 @@ class MultimodalPredictor:
         from .data.dataset import make_loader
 
         dataset = self._predict_dataset(encoded)
-        size, workers = self.config_.env.eval_batch_size, self.config_.env.num_workers
+        size, workers = self.config_.env.eval_batch_size, self.config_.env.num_workers or 0
         if workers > 0 and self.preprocessor_.image is not None and len(dataset) >= PREDICT_WORKER_MIN_ROWS:
             yield from make_loader(dataset, size, False, workers)
             return

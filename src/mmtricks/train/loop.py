@@ -59,6 +59,46 @@ def inference_device(accelerator: str) -> str:
     return "cuda" if torch.cuda.is_available() and accelerator in ("auto", "cuda", "gpu") else "cpu"
 
 
+GPU_MICRO_BATCH = ((40, 128), (16, 64))  # (GiB of GPU memory at least, micro batch); smaller GPUs: CPU_MICRO_BATCH
+GPU_MAX_WORKERS = 8
+
+
+def for_device(cfg, log: Optional[Callable[[str], None]] = None):
+    """``cfg`` with ``optim.micro_batch_size`` and ``env.num_workers`` made concrete where they
+    are None (the defaults), for the device the fit trains on.
+
+    On a CPU: micro batch 32 and no loader workers (training images are decoded once into the
+    image cache; workers would take the cores the model needs). On a GPU: the micro batch from
+    the first device's memory (128 from 40 GiB, 64 from 16 GiB, else 32) and
+    ``min(8, CPUs - 1)`` workers per process, so the GPU does not wait on the input pipeline.
+    Values the user set are kept. Returns a copy; the caller's config is left alone.
+    """
+    import copy
+
+    if cfg.optim.micro_batch_size is not None and cfg.env.num_workers is not None:
+        return cfg
+    from .plan import CPU_MICRO_BATCH
+
+    cfg = copy.deepcopy(cfg)
+    micro, workers, where = CPU_MICRO_BATCH, 0, "CPU"
+    if inference_device(cfg.env.accelerator) == "cuda":
+        props = torch.cuda.get_device_properties(0)
+        gib = props.total_memory / 2**30
+        micro = next((size for least, size in GPU_MICRO_BATCH if gib >= least), micro)
+        workers = max(0, min(GPU_MAX_WORKERS, (os.cpu_count() or 1) - 1))
+        where = f"GPU {props.name} ({gib:.0f} GiB)"
+    chosen = []
+    if cfg.optim.micro_batch_size is None:
+        cfg.optim.micro_batch_size = micro
+        chosen.append(f"micro batch {micro}")
+    if cfg.env.num_workers is None:
+        cfg.env.num_workers = workers
+        chosen.append(f"{workers} loader workers")
+    if log is not None and where != "CPU":
+        log(f"{where}: {', '.join(chosen)} (optim.micro_batch_size, env.num_workers).")
+    return cfg
+
+
 def autocast_for(precision: str, device: str):
     """The autocast context of a resolved ``env.precision`` on ``device`` ('cpu' or 'cuda'):
     bf16 for 'bf16-*', fp16 for '16-*' on a GPU, else none."""

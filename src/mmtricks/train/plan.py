@@ -48,15 +48,19 @@ def clock() -> float:
     return time.time()
 
 
+CPU_MICRO_BATCH = 32  # optim.micro_batch_size where it is None and no device chose one (train/loop.py, for_device)
+
+
 def row_plan(n_train: int, optim, world_size: int = 1) -> tuple[int, int]:
     """``(micro_batch, accumulate)`` from row counts only (rule 1 of the module doc)."""
     effective = optim.batch_size
+    largest = optim.micro_batch_size or CPU_MICRO_BATCH
     if optim.min_steps > 0:
         # Not below one micro batch, except on tiny tables: there, at least 10 steps an epoch.
-        lowest = max(1, min(optim.micro_batch_size, n_train // (10 * world_size)))
+        lowest = max(1, min(largest, n_train // (10 * world_size)))
         rows = n_train * optim.max_epochs
         effective = min(effective, max(lowest, rows // (optim.min_steps * world_size)))
-    micro = max(1, min(optim.micro_batch_size, effective))
+    micro = max(1, min(largest, effective))
     return micro, max(1, round(effective / micro))
 
 
