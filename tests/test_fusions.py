@@ -288,6 +288,17 @@ def test_clip_without_reachable_weights_says_what_to_provide(tmp_path):
     assert "text and image" in skip_reason(entry, Schema("y", "binary", {"t": "text"}, [0, 1]), None)
 
 
+
+def test_the_pool_checks_the_clip_checkpoint_the_user_names(tiny_clip):
+    from mmtricks.ensemble.pool import POOL, skip_reason
+    from mmtricks.schema.infer import Schema
+
+    entry = next(e for e in POOL if e.name == "lf_aligned")
+    schema = Schema("y", "binary", {"t": "text", "i": "image"}, [0, 1])
+    assert skip_reason(entry, schema, None, {"text.backbone": tiny_clip, "image.backbone": tiny_clip}) is None
+    assert "CLIP" in skip_reason(entry, schema, None, {"text.backbone": tiny_clip})  # the image tower's is not there
+
+
 def _lora_facts(net):
     llm = net.fusion.llm
     trainable = {n for n, p in llm.named_parameters() if p.requires_grad}

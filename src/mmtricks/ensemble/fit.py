@@ -56,7 +56,7 @@ def fit_ensemble(predictor, split, cfg, entries, deadline: Optional[float], resu
                        train_weights=split.train_weights, val_weights=split.val_weights,
                        make_embedder=lambda: FrozenEmbedder.fit(schema, cfg, split.train_df, split.base, predictor.seed,
                                                                 lambda m: predictor._log(1, m)),
-                       base_dir=split.base, val_base=split.val_base)
+                       base_dir=split.base, val_base=split.val_base, overrides=overrides)
     val_weights = split.val_weights
     if holdout is not None:
         y_val = labels.targets(holdout[predictor.label], predictor.label)

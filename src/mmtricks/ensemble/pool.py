@@ -83,8 +83,9 @@ def pool_entries(names: list[str]) -> list[PoolEntry]:
     return out
 
 
-def skip_reason(entry: PoolEntry, schema, train_df) -> Optional[str]:
-    """Why ``entry`` does not fit this data (None when it does)."""
+def skip_reason(entry: PoolEntry, schema, train_df, overrides: Optional[dict] = None) -> Optional[str]:
+    """Why ``entry`` does not fit this data (None when it does); ``overrides``: the user's, which
+    apply to every network member (a CLIP checkpoint or LLM named there is the one checked)."""
     import importlib.util
 
     from ..config import resolve
@@ -107,7 +108,7 @@ def skip_reason(entry: PoolEntry, schema, train_df) -> Optional[str]:
     if entry.preset == "lf_aligned":
         if not {"text", "image"} <= set(modalities):
             return "CLIP's aligned towers need both text and image columns"
-        return clip_unavailable()
+        return clip_unavailable(overrides)
     if entry.preset == "lf_llm":
         if importlib.util.find_spec("peft") is None:
             return "peft is not installed (pip install 'mmtricks[llm]')"
@@ -115,7 +116,7 @@ def skip_reason(entry: PoolEntry, schema, train_df) -> Optional[str]:
         from ..zoo import resolve_llm
 
         try:
-            resolve_llm(resolve("lf_llm").fusion.llm)
+            resolve_llm(resolve("lf_llm", overrides).fusion.llm)
         except BackboneError as exc:
             return str(exc)
     if entry.preset == "learnable_embed":
@@ -125,14 +126,17 @@ def skip_reason(entry: PoolEntry, schema, train_df) -> Optional[str]:
     return None
 
 
-def clip_unavailable() -> Optional[str]:
-    """Why lf_aligned's CLIP checkpoint cannot be read here (None when its config can be)."""
+def clip_unavailable(overrides: Optional[dict] = None) -> Optional[str]:
+    """Why lf_aligned's CLIP checkpoints (text and image towers, with ``overrides``) cannot be
+    read here (None when their configs can be)."""
     from ..config import resolve
     from ..errors import BackboneError
     from ..models.encoders.clip import check_checkpoint
 
+    cfg = resolve("lf_aligned", overrides)
     try:
-        check_checkpoint(resolve("lf_aligned").text.backbone)
+        for name in dict.fromkeys((cfg.text.backbone, cfg.image.backbone)):
+            check_checkpoint(name)
     except BackboneError as exc:
         return f"no CLIP weights: {exc}"
     return None
@@ -163,14 +167,15 @@ def fit_pool(entries: list[PoolEntry], *, schema, train_df, val_df, y_train, y_v
              fit_parallel: Optional[Callable[[list[PoolEntry]], list]] = None,
              train_weights: Optional[np.ndarray] = None, val_weights: Optional[np.ndarray] = None,
              make_embedder: Optional[Callable[[], object]] = None, base_dir: Optional[str] = None,
-             val_base: Optional[str] = None) -> list[Member]:
+             val_base: Optional[str] = None, overrides: Optional[dict] = None) -> list[Member]:
     """Train every entry that fits the data; see the module doc for the time plan.
 
     ``fit_parallel(entries)``, when given, trains the network members at once (Ray), each
     with the whole time left; it returns a Member or a FloorUnreachable per entry.
     ``make_embedder()`` builds the :class:`~mmtricks.ensemble.embeddings.FrozenEmbedder`
     for members that read frozen embeddings; ``base_dir``/``val_base``: where the training
-    and validation rows' relative image paths resolve.
+    and validation rows' relative image paths resolve; ``overrides``: the network members'
+    (for the skip rules).
     """
     from .classic import CLASSIC_MEMBERS
     from .embeddings import EMBEDDING_KINDS, shared_embeddings
@@ -180,7 +185,7 @@ def fit_pool(entries: list[PoolEntry], *, schema, train_df, val_df, y_train, y_v
 
     usable = []
     for entry in entries:
-        reason = skip_reason(entry, schema, train_df)
+        reason = skip_reason(entry, schema, train_df, overrides)
         if reason:
             log(f"pool: skipping {entry.name}: {reason}.")
         else:
