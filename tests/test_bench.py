@@ -545,3 +545,20 @@ def test_cpu_use_of_other_processes_from_proc_stat(tmp_path, monkeypatch):
     got = contention.finish_probe(probe, child_cpu_seconds=30.0)
     assert got["others_cores"] == pytest.approx(1.0, abs=0.01) and got["load_before"] == 1.5
     assert got["wall_seconds"] == pytest.approx(30.0, abs=0.5) and got["run_cpu_seconds"] == 30.0
+
+
+def test_report_reads_each_config_against_baseline_plus_beside_the_seed_spread(tmp_path):
+    lines = []
+    for seed, noise in enumerate((-0.01, 0.0, 0.01)):
+        lines += [_line("a", "baseline_plus", seed, 0.80 + noise, "image+text"),
+                  _line("a", "lf_transformer", seed, 0.90 + noise, "image+text"),  # +0.10, spread 0.01: better
+                  _line("a", "early_fusion", seed, 0.805 - noise, "image+text"),  # +0.005 within 0.01
+                  _line("b", "baseline_plus", seed, 1.0 + noise, "text+tabular", metric="rmse", higher=False),
+                  _line("b", "lf_transformer", seed, 1.2 + noise, "text+tabular", metric="rmse", higher=False)]
+    lines.append(_line("a", "lemda", 0, 0.95, "image+text"))  # one seed: nothing to read
+    _, report = _report(tmp_path, lines)
+    assert "## Against baseline_plus" in report
+    assert "| lf_transformer | a | 3 / 3 | +0.1000 | 0.0100 | better |" in report
+    assert "| lf_transformer | b | 3 / 3 | -0.2000 | 0.0100 | worse |" in report  # rmse: higher is worse
+    assert "| early_fusion | a | 3 / 3 | +0.0050 | 0.0100 | within spread |" in report
+    assert "| lemda | a | 1 / 3 | +0.1500 | – | one seed |" in report

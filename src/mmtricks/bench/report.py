@@ -250,6 +250,57 @@ def _ratios(clean: "pd.DataFrame", configs: list[str], peer: str = "autogluon_mm
                         "seeds with epochs / with rows/s"], rows))
 
 
+REFERENCE = "baseline_plus"  # the default preset: what every trick, fusion, pool and peer is read against
+
+
+def effects(clean: "pd.DataFrame", ref: str = REFERENCE) -> "pd.DataFrame":
+    """Per data set and config: the seed means' difference from ``ref`` and the seed spread.
+
+    Columns: dataset, config, seeds (of the config), ref_seeds, diff (config mean - ref mean,
+    sign flipped for lower-is-better metrics, so positive is better), spread (the larger of
+    the two configs' seed standard deviations; NaN with fewer than two seeds of either) and
+    reading: 'better' / 'worse' when |diff| exceeds the spread, 'within spread', or
+    'one seed' (no spread to read against).
+    """
+    import numpy as np
+    import pandas as pd
+
+    stats = clean.groupby(["dataset", "config"])["score"].agg(["mean", "std", "count"])
+    higher = clean.drop_duplicates("dataset").set_index("dataset")["greater_is_better"].astype(bool).to_dict()
+    rows = []
+    for ds in stats.index.get_level_values("dataset").unique():
+        part = stats.loc[ds]
+        if ref not in part.index:
+            continue
+        r = part.loc[ref]
+        for config in part.index:
+            if config == ref:
+                continue
+            c = part.loc[config]
+            diff = (c["mean"] - r["mean"]) * (1.0 if higher[ds] else -1.0)
+            spread = max(c["std"], r["std"]) if min(c["count"], r["count"]) >= 2 else np.nan
+            reading = ("one seed" if spread != spread else "within spread" if abs(diff) <= spread
+                       else "better" if diff > 0 else "worse")
+            rows.append({"dataset": ds, "config": config, "seeds": int(c["count"]), "ref_seeds": int(r["count"]),
+                         "diff": diff, "spread": spread, "reading": reading})
+    return pd.DataFrame(rows, columns=["dataset", "config", "seeds", "ref_seeds", "diff", "spread", "reading"])
+
+
+def _against(clean: "pd.DataFrame", configs: list[str], ref: str = REFERENCE) -> str:
+    table = effects(clean, ref)
+    head = f"## Against {ref}\n\n"
+    if table.empty:
+        return head + f"No `{ref}` runs: nothing to compare against."
+    order = {c: i for i, c in enumerate(configs)}
+    table = table.sort_values(["config", "dataset"], key=lambda col: col.map(order) if col.name == "config" else col)
+    rows = [[r.config, r.dataset, f"{r.seeds} / {r.ref_seeds}", _num(r.diff, "{:+.4f}"), _num(r.spread), r.reading]
+            for r in table.itertuples()]
+    return (head + f"Each config's seed mean minus `{ref}`'s on the same data set (positive is better, the sign "
+            "flipped for lower-is-better metrics), beside the seed spread (the larger of the two seed standard "
+            "deviations). An effect is read only where it exceeds the spread.\n\n"
+            + md_table(["config", "data set", f"seeds (config / {ref})", "difference", "spread", "reading"], rows))
+
+
 def _ensembles(clean: "pd.DataFrame") -> str:
     """What the ensembles were made of: mmtricks pools (``fit_summary.members``) and the
     autogluon_stack peer (``leaderboard``), over the runs without missingness, one line per fit."""
@@ -456,7 +507,7 @@ def build_report(out_dir: str, doc: str | None = None) -> str:
     if not clean.empty:
         used = [c for c in configs if c in set(clean["config"])]
         results += [_scores(clean, used, plots), _relative(clean, used, plots), _peers(df, clean, configs, plots),
-                    _ratios(clean, used), _ensembles(clean)]
+                    _against(clean, used), _ratios(clean, used), _ensembles(clean)]
     results += [_missingness(ok, configs, plots), _step_floor(ok), _problems(df), _contended(df)]
     path = os.path.join(out_dir, "report.md")
     with open(path, "w", encoding="utf-8") as fh:
