@@ -325,10 +325,26 @@ def test_fit_summary_of_a_pool_keeps_members_and_weights(tmp_path):
            "overrides": {"ensemble.members": "linear,lightgbm"}, "time_limit": None, "seed": 0,
            "image_columns": [], "text_columns": ["txt"], "tabular_columns": ["num_a", "num_b", "cat_a"],
            "base_dir": str(tmp_path)}
-    info, classes, predict, summary = _fit(req, df)
+    info, classes, predict, summary, members = _fit(req, df)
     assert [m["name"] for m in summary["members"]] == ["linear", "lightgbm"] and info["members"]
     assert summary["ensemble"]["method"] and sorted(classes) == ["a", "b", "c"]
     assert predict(df.drop(columns=["y"]).head(5)).shape == (5, 3)
+    alone = members(df.drop(columns=["y"]).head(5))
+    assert list(alone) == ["linear", "lightgbm"] and all(o.shape == (5, 3) for o in alone.values())
+
+    # run_request scores each member alone on the test rows too (the ensemble-vs-best-member reading).
+    from mmtricks.bench.scoring import score_outputs
+    from mmtricks.bench.worker import run_request
+
+    df.iloc[:60].to_parquet(tmp_path / "train.parquet")
+    df.iloc[60:].to_parquet(tmp_path / "test.parquet")
+    result = run_request({**req, "train_path": str(tmp_path / "train.parquet"),
+                          "tests": [{"path": str(tmp_path / "test.parquet"), "missing_test": 0.0}]})
+    _, classes, _, _, members = _fit(req, df.iloc[:60])
+    test = df.iloc[60:]
+    for row, out in zip(result["fit_summary"]["members"], members(test.drop(columns=["y"])).values()):
+        expected = score_outputs(test["y"], out, classes, "multiclass", "accuracy")["score"]
+        assert row["test_score"] == pytest.approx(expected)
 
     # A network member's own fit facts join its row; a classic member's row stays as it was.
     plan = {"micro_batch": 32, "accumulate": 1, "floor_reached": False}
@@ -354,6 +370,18 @@ def test_report_lists_pool_members(tmp_path):
     _, report = _report(tmp_path, lines)
     assert "## Ensembles" in report
     assert "| a | best | 2 | lightgbm 0.25 (val 0.7000, 2 of 2); baseline_plus 0.75 (val 0.8000, 2 of 2) |" in report
+
+
+
+def test_report_sets_the_ensemble_against_its_best_single_member(tmp_path):
+    def members(lgb_test, net_test):
+        return [{"name": "lightgbm", "kind": "lightgbm", "weight": 0.5, "val_score": 0.7, "test_score": lgb_test},
+                {"name": "baseline_plus", "kind": "network", "weight": 0.5, "val_score": 0.8, "test_score": net_test}]
+    lines = [_line("a", "best", 0, 0.84, "image+text", fit_summary={"members": members(0.70, 0.80), "plan": None}),
+             _line("a", "best", 1, 0.86, "image+text", fit_summary={"members": members(0.72, 0.82), "plan": None})]
+    _, report = _report(tmp_path, lines)
+    assert "baseline_plus 0.50 (val 0.8000, test 0.8100, 2 of 2)" in report
+    assert "| a | best | 2 | 0.8500 | baseline_plus 0.8100 | +0.0400 |" in report
 
 
 def test_source_commit_and_dirty_flag(tmp_path):

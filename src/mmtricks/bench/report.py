@@ -308,31 +308,52 @@ def _ensembles(clean: "pd.DataFrame") -> str:
 
     records = clean.to_dict("records")
     pools: dict[tuple, list] = {}
+    scores: dict[tuple, list] = {}  # the ensemble's test score per fit
+    higher: dict[str, bool] = {}
     stacks: dict[str, list] = {}
     for r in records:
         summary = r.get("fit_summary") if isinstance(r.get("fit_summary"), dict) else {}
         if isinstance(summary.get("members"), list):
             pools.setdefault((r["dataset"], r["config"]), []).append(summary["members"])
+            scores.setdefault((r["dataset"], r["config"]), []).append(r["score"])
+            higher[r["dataset"]] = bool(r.get("greater_is_better", True))
         if isinstance(r.get("leaderboard"), dict):
             stacks.setdefault(r["dataset"], []).append(r["leaderboard"])
     if not pools and not stacks:
         return ""
     out = ["## Ensembles", ""]
     if pools:
-        rows = []
+        rows, vs_best = [], []
         for (ds, config), fits in sorted(pools.items()):
             names = list(dict.fromkeys(m.get("name") for members in fits for m in members))
-            cells = []
+            cells, best = [], []
             for name in names:
                 got = [m for members in fits for m in members if m.get("name") == name]
                 weights = [float(m["weight"]) for m in got if m.get("weight") is not None]
                 vals = [float(m["val_score"]) for m in got if m.get("val_score") is not None]
+                tests = [float(m["test_score"]) for m in got if m.get("test_score") is not None]
+                test = f", test {_num(statistics.mean(tests))}" if tests else ""
                 cells.append(f"{name} {_num(statistics.mean(weights) if weights else None, '{:.2f}')} "
-                             f"(val {_num(statistics.mean(vals) if vals else None)}, {len(got)} of {len(fits)})")
+                             f"(val {_num(statistics.mean(vals) if vals else None)}{test}, {len(got)} of {len(fits)})")
+                if len(tests) == len(fits):  # a member in every fit: a candidate for the best single member
+                    best.append((name, statistics.mean(tests)))
             rows.append([ds, config, len(fits), "; ".join(cells)])
-        out += ["mmtricks pools: per member, its mean ensemble weight over the fits (mean validation score, fits "
-                "it was trained in of all fits; a member missing from a fit was skipped or dropped).", "",
-                md_table(["data set", "config", "fits", "members: mean weight (mean validation score, fits)"], rows)]
+            if best:
+                sign = 1.0 if higher[ds] else -1.0
+                name, score = max(best, key=lambda b: sign * b[1])
+                ensemble = statistics.mean(scores[(ds, config)])
+                vs_best.append([ds, config, len(fits), _num(ensemble), f"{name} {_num(score)}",
+                                _num(sign * (ensemble - score), "{:+.4f}")])
+        out += ["mmtricks pools: per member, its mean ensemble weight over the fits (mean validation score, mean "
+                "test score alone, fits it was trained in of all fits; a member missing from a fit was skipped or "
+                "dropped).", "",
+                md_table(["data set", "config", "fits", "members: mean weight (mean validation score, test "
+                          "score, fits)"], rows)]
+        if vs_best:
+            out += ["", "The ensemble against its best single member on the test split (the member with the best "
+                    "mean test score among those in every fit; positive: the ensemble is better).", "",
+                    md_table(["data set", "config", "fits", "ensemble test (mean)", "best member test (mean)",
+                              "ensemble - best member"], vs_best)]
     if stacks:
         rows = []
         for ds, boards in sorted(stacks.items()):

@@ -86,13 +86,14 @@ def member_fit_infos(predictor: Any) -> dict[str, dict[str, Any]]:
 
 
 def _fit(req: dict[str, Any], train):
-    """Fit the request's config; return (fit facts, classes-or-None, predict function, fit summary or None)."""
+    """Fit the request's config; return (fit facts, classes-or-None, predict function, fit summary or None,
+    member outputs function or None: a pool's ``df -> {member name: outputs}``)."""
     if req["config"] == "linear":
         from .linear import LinearPeer
 
         peer = LinearPeer(req["label"], req["problem_type"], req["text_columns"], req["tabular_columns"],
                           seed=req["seed"]).fit(train)
-        return {"features": peer.columns_}, peer.classes, peer.outputs, None
+        return {"features": peer.columns_}, peer.classes, peer.outputs, None, None
     from ..predictor import MultimodalPredictor
 
     types = {c: "image" for c in req["image_columns"]}
@@ -105,14 +106,18 @@ def _fit(req: dict[str, Any], train):
     predictor.fit(train, base_dir=req["base_dir"])
     info = {k: v for k, v in predictor.fit_info_.items() if k not in ("history", "plan")}  # plan: in the summary
     summary = fit_summary(predictor.fit_info_, member_fit_infos(predictor))
+    members = None
+    if getattr(predictor, "members_", None):
+        def members(df):
+            return {m.name: m.outputs(df, req["base_dir"]) for m in predictor.members_}
     if req["problem_type"] == "regression":
         def predict(df):
             return predictor.predict(df, base_dir=req["base_dir"]).to_numpy()
-        return info, [], predict, summary
+        return info, [], predict, summary, members
 
     def predict_proba(df):
         return predictor.predict_proba(df, base_dir=req["base_dir"]).to_numpy()
-    return info, list(predictor.schema_.classes), predict_proba, summary
+    return info, list(predictor.schema_.classes), predict_proba, summary, members
 
 
 def run_request(req: dict[str, Any]) -> dict[str, Any]:
@@ -128,7 +133,7 @@ def run_request(req: dict[str, Any]) -> dict[str, Any]:
         torch.set_num_threads(int(req["threads"]))
     train = pd.read_parquet(req["train_path"])
     start = time.perf_counter()
-    info, classes, predict, summary = _fit(req, train)
+    info, classes, predict, summary, members = _fit(req, train)
     fit_seconds = time.perf_counter() - start
     tests = []
     for item in req["tests"]:
@@ -141,6 +146,11 @@ def run_request(req: dict[str, Any]) -> dict[str, Any]:
         scored = score_outputs(test[req["label"]], outputs, classes, req["problem_type"], req["metric"])
         tests.append({"missing_test": item["missing_test"], "n_test": len(test), "predict_seconds": round(seconds, 3),
                       "rows_per_s": round(len(test) / max(seconds, 1e-9), 2), **scored})
+        if members is not None and not item["missing_test"] and summary and summary.get("members"):
+            # each pool member alone on the same test rows (after the timed ensemble prediction)
+            for row, out in zip(summary["members"], members(features).values()):
+                row["test_score"] = score_outputs(test[req["label"]], out, classes, req["problem_type"],
+                                                  req["metric"])["score"]
     return {"fit_seconds": round(fit_seconds, 3), "n_train": len(train), "tests": tests, "fit_info": info,
             "fit_summary": summary, "versions": versions(), "device": _device(), "peak_rss_mb": peak_rss_mb()}
 
