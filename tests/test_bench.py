@@ -590,3 +590,13 @@ def test_report_reads_each_config_against_baseline_plus_beside_the_seed_spread(t
     assert "| lf_transformer | b | 3 / 3 | -0.2000 | 0.0100 | worse |" in report  # rmse: higher is worse
     assert "| early_fusion | a | 3 / 3 | +0.0050 | 0.0100 | within spread |" in report
     assert "| lemda | a | 1 / 3 | +0.1500 | – | one seed |" in report
+
+
+
+def test_report_gives_time_and_memory_per_data_set(tmp_path):
+    lines = [_line("a", "lf_sf", seed, 0.8, "image+text", peak_rss_mb=1000.0 + 100 * seed, fit_seconds=100.0,
+                   fit_info={"epochs": 2.0}, fit_summary={"steps": 100 + seed, "seconds_per_step": 0.5 + seed})
+             for seed in range(3)]
+    _, report = _report(tmp_path, lines)
+    assert "## Time and memory per data set" in report
+    assert "| a | lf_sf | 3 | 101 | 1.50 | 50.0 | 1100 |" in report

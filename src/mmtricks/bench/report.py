@@ -200,6 +200,31 @@ def _peers(df: "pd.DataFrame", clean: "pd.DataFrame", configs: list[str], plots:
             + ("\n\n![cost](plots/cost.png)" if cost else ""))
 
 
+def _cost_per_dataset(clean: "pd.DataFrame", configs: list[str]) -> str:
+    """Per data set and config, medians over seeds: steps, seconds per step and per epoch, peak memory."""
+    import statistics
+
+    rows = []
+    for ds in sorted(set(clean["dataset"])):
+        for c in configs:
+            part = clean[(clean["dataset"] == ds) & (clean["config"] == c)].to_dict("records")
+            if not part:
+                continue
+            summaries = [r["fit_summary"] if isinstance(r.get("fit_summary"), dict) else {} for r in part]
+
+            def median(values):
+                values = [float(v) for v in values if v is not None and v == v]
+                return statistics.median(values) if values else None
+
+            rows.append([ds, c, len(part), _num(median(s.get("steps") for s in summaries), "{:.0f}"),
+                         _num(median(s.get("seconds_per_step") for s in summaries), "{:.2f}"),
+                         _num(median(seconds_per_epoch(r) for r in part), "{:.1f}"),
+                         _num(median(r.get("peak_rss_mb") for r in part), "{:.0f}")])
+    return ("## Time and memory per data set\n\nMedians over seeds: optimizer steps, training seconds per step "
+            "(network fits), fit seconds per epoch, peak resident memory of the run's process (MiB).\n\n"
+            + md_table(["data set", "config", "runs", "steps", "s / step", "s / epoch", "peak RSS MiB"], rows))
+
+
 def seconds_per_epoch(line: dict[str, Any]) -> Any:
     """Fit seconds per training epoch of one run, or None when the run did not record its epochs.
 
@@ -528,7 +553,8 @@ def build_report(out_dir: str, doc: str | None = None) -> str:
     if not clean.empty:
         used = [c for c in configs if c in set(clean["config"])]
         results += [_scores(clean, used, plots), _relative(clean, used, plots), _peers(df, clean, configs, plots),
-                    _against(clean, used), _ratios(clean, used), _ensembles(clean)]
+                    _cost_per_dataset(clean, used), _against(clean, used), _ratios(clean, used),
+                    _ensembles(clean)]
     results += [_missingness(ok, configs, plots), _step_floor(ok), _problems(df), _contended(df)]
     path = os.path.join(out_dir, "report.md")
     with open(path, "w", encoding="utf-8") as fh:
