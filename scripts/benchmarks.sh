@@ -10,7 +10,8 @@
 # it only rewrites the reports (seconds). From nothing on a 2-core CPU: about 2 hours for the
 # quick peers and ablation, about an hour per seed of the missingness grid, and for the
 # standard profile about 5.5 hours for its core runs (bf16), 1.3 hours for its fp32 gate and about 5.8 hours for its ablation
-# (the estimate in src/mmtricks/bench/profiles.py). Env SEEDS / MISSING_SEEDS /
+# (the estimate in src/mmtricks/bench/profiles.py). Standard order: core runs, the fp32 gate, then the
+# optional comparisons (POOL, FUSIONS, HOOKS) when asked, then the ablation. Env SEEDS / MISSING_SEEDS /
 # STANDARD_SEEDS narrow the seeds; SKIP_STANDARD=1 leaves the standard runs out.
 # Optional additions (off by default; docs/benchmarks.md, "Pool comparison"):
 #   WITH_STACK=1  adds the autogluon_stack peer (AutoGluon's multimodal stack) to the core runs of
@@ -39,25 +40,27 @@ mmtricks bench --profile quick --data-dir "$DATA" --seeds "${MISSING_SEEDS:-0,1,
 mmtricks bench report "$QUICK" --doc "$DOC"
 mmtricks bench report "$MISSING" --doc "$DOC"
 if [ "${SKIP_STANDARD:-0}" != 1 ]; then
-  # Core runs first (peers included), then the one-trick ablation: an interrupted run resumes.
+  # Core runs first (peers included), then the bf16 gate: an interrupted run resumes.
   mmtricks bench --profile standard --data-dir "$DATA" --seeds "${STANDARD_SEEDS:-0,1,2}" --threads 2 \
     --configs "$CORE" --out "$STANDARD"
   # The bf16 gate (bench/profiles.py): Baseline+ in 32-bit, same rows and limits, its own folder.
   mmtricks bench --profile standard --data-dir "$DATA" --seeds "${STANDARD_SEEDS:-0,1,2}" --threads 2 \
     --configs baseline_plus --set env.precision=32-true --out "$STANDARD_FP32"
-  mmtricks bench --profile standard --data-dir "$DATA" --seeds "${STANDARD_SEEDS:-0,1,2}" --threads 2 \
-    --configs "$ABLATION" --out "$STANDARD"
-  mmtricks bench report "$STANDARD" --doc "$DOC"
   mmtricks bench report "$STANDARD_FP32" --doc "$DOC"
 fi
 # The optional comparisons below write into the standard folder too: their reference runs
 # (baseline_plus, linear, the AutoGluon peers) are the core runs above, made once on the same
 # rows and limits, not repeated per comparison.
+if [ "${POOL:-0}" = 1 ]; then
+  # Pool comparison: the pool preset and AutoGluon's multimodal stack, same rows and limits.
+  mmtricks bench --profile standard --data-dir "$DATA" --seeds "${POOL_SEEDS:-0,1,2}" --threads 2 \
+    --configs best,autogluon_stack --out "$STANDARD"
+fi
 if [ "${FUSIONS:-0}" = 1 ]; then
   # Fusions against Baseline+ (issue: the fusion family); lf_aligned needs CLIP weights, none install here.
   mmtricks bench --profile standard --data-dir "$DATA" --seeds "${STANDARD_SEEDS:-0,1,2}" --threads 2 \
     --configs lf_transformer,lf_sf,early_fusion,convert_categorical,convert_numerical --out "$STANDARD"
-  # LF-LLM (SmolLM2-135M) on one data set: cloth, the cheapest per step
+  # LF-LLM (SmolLM2-135M) on one data set: cloth, where baseline_plus steps are cheapest (no image encoder)
   mmtricks bench --profile standard --data-dir "$DATA" --seeds "${STANDARD_SEEDS:-0,1,2}" --threads 2 \
     --configs lf_llm --datasets cloth --out "$STANDARD"
 fi
@@ -66,11 +69,11 @@ if [ "${HOOKS:-0}" = 1 ]; then
   mmtricks bench --profile standard --data-dir "$DATA" --seeds "${STANDARD_SEEDS:-0,1,2}" --threads 2 \
     --configs align_pos_only,align_pos_neg,input_aug,input_aug_numeric,manifold_mixup,lemda --out "$STANDARD"
 fi
-if [ "${POOL:-0}" = 1 ]; then
-  # Pool comparison: the pool preset and AutoGluon's multimodal stack, same rows and limits.
-  mmtricks bench --profile standard --data-dir "$DATA" --seeds "${POOL_SEEDS:-0,1,2}" --threads 2 \
-    --configs best,autogluon_stack --out "$STANDARD"
+if [ "${SKIP_STANDARD:-0}" != 1 ]; then
+  # The one-trick ablation last: the comparisons above are read against the core runs alone.
+  mmtricks bench --profile standard --data-dir "$DATA" --seeds "${STANDARD_SEEDS:-0,1,2}" --threads 2 \
+    --configs "$ABLATION" --out "$STANDARD"
 fi
-if [ "${FUSIONS:-0}${HOOKS:-0}${POOL:-0}" != 000 ]; then
+if [ "${SKIP_STANDARD:-0}${FUSIONS:-0}${HOOKS:-0}${POOL:-0}" != 1000 ]; then
   mmtricks bench report "$STANDARD" --doc "$DOC"
 fi
