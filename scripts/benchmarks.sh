@@ -47,6 +47,7 @@ if [ "${SKIP_STANDARD:-0}" != 1 ]; then
   mmtricks bench --profile standard --data-dir "$DATA" --seeds "${STANDARD_SEEDS:-0,1,2}" --threads 2 \
     --configs baseline_plus --set env.precision=32-true --out "$STANDARD_FP32"
   mmtricks bench report "$STANDARD_FP32" --doc "$DOC"
+  python "$(dirname "$0")/bf16_gate.py" "$STANDARD" "$STANDARD_FP32"  # the verdict on env.precision=auto
 fi
 # The optional comparisons below write into the standard folder too: their reference runs
 # (baseline_plus, linear, the AutoGluon peers) are the core runs above, made once on the same

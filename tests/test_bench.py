@@ -600,3 +600,23 @@ def test_report_gives_time_and_memory_per_data_set(tmp_path):
     _, report = _report(tmp_path, lines)
     assert "## Time and memory per data set" in report
     assert "| a | lf_sf | 3 | 101 | 1.50 | 50.0 | 1100 |" in report
+
+
+def test_bf16_gate_passes_fails_or_waits_on_the_seed_spread(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bf16_gate", os.path.join(
+        os.path.dirname(__file__), "..", "scripts", "bf16_gate.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    def runs(scores, step):
+        return [_line("a", "baseline_plus", seed, s, "image+text", fit_summary={"seconds_per_step": step})
+                for seed, s in enumerate(scores)]
+    bf16 = runs([0.80, 0.82, 0.81], 2.0)
+    rows, verdict = module.gate(bf16, runs([0.805, 0.815, 0.82], 3.0), "baseline_plus")
+    assert verdict.startswith("bf16 passes") and rows[0][5:] == ["2.00", "3.00", "within spread"]
+    rows, verdict = module.gate(bf16, runs([0.90, 0.91, 0.92], 3.0), "baseline_plus")
+    assert verdict.startswith("bf16 fails") and "a" in verdict and rows[0][3] == "+0.1000"
+    assert module.gate(bf16, runs([0.9], 3.0), "baseline_plus")[1].startswith("undecided")
+    assert module.gate(bf16, [], "baseline_plus")[1].startswith("undecided: no baseline_plus runs in the fp32")
