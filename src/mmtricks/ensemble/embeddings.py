@@ -43,6 +43,8 @@ class FrozenEmbedder:
     def fit(cls, schema, cfg, train_df: pd.DataFrame, base_dir: Optional[str] = None, seed: int = 0,
             log: Optional[Callable[[str], None]] = None) -> "FrozenEmbedder":
         """The configured encoders with their pretrained weights; processors fitted on ``train_df``."""
+        import torch
+
         from ..data.preprocessor import fit_for_encoders
         from ..errors import SchemaError
         from ..models.net import build_encoders_for
@@ -51,8 +53,6 @@ class FrozenEmbedder:
         modalities = [m for m in ("text", "image") if schema.columns(m)]
         if not modalities:
             raise SchemaError("Frozen embeddings need a text or image column; this table has neither.")
-        import torch
-
         with torch.random.fork_rng(devices=[]):  # any random init repeats with the seed; the global stream is left alone
             torch.manual_seed(seed)
             encoders = build_encoders_for(modalities, cfg, len(schema.columns("image")))
