@@ -1,6 +1,7 @@
 """The benchmark harness: data set loader, missingness, linear peer, resume, peers, report."""
 import json
 import os
+import re
 import subprocess
 
 import numpy as np
@@ -620,3 +621,23 @@ def test_bf16_gate_passes_fails_or_waits_on_the_seed_spread(tmp_path):
     assert verdict.startswith("bf16 fails") and "a" in verdict and rows[0][3] == "+0.1000"
     assert module.gate(bf16, runs([0.9], 3.0), "baseline_plus")[1].startswith("undecided")
     assert module.gate(bf16, [], "baseline_plus")[1].startswith("undecided: no baseline_plus runs in the fp32")
+
+
+def test_step_cost_script_times_a_presets_training_step(tmp_path, capsys):
+    import importlib.util
+
+    from bench_helpers import _write_set
+
+    spec = importlib.util.spec_from_file_location("step_cost", os.path.join(
+        os.path.dirname(__file__), "..", "scripts", "step_cost.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    _write_set(str(tmp_path), n_train=40, n_test=10)
+    assert module.main(["syn", "--data-dir", str(tmp_path), "--presets", "tiny,lf_transformer", "--rows", "8",
+                        "--repeats", "1", "--precision", "32-true", "--limit", "100", "--set", "text.tiny=true",
+                        "--set", "text.pretrained=false", "--set", "image.backbone=test_efficientnet",
+                        "--set", "image.pretrained=false", "--set", "data.image_size=32"]) == 0
+    out = capsys.readouterr().out
+    assert "syn: 8 rows a step, 32-true" in out
+    assert re.search(r"tiny: \d+\.\d\d s a step; 100 s buy about \d+ steps", out)
+    assert re.search(r"lf_transformer: \d+\.\d\d s a step", out)
