@@ -77,12 +77,13 @@ class FrozenEmbedder:
         from ..train.loop import autocast_for, inference_device
 
         device = inference_device(self.accelerator)
-        encoders = {m: enc.to(device) for m, enc in self.encoders.items()}
+        for enc in self.encoders.values():
+            enc.to(device)
         outs = []
         with torch.no_grad(), autocast_for(self.precision, device):
             for batch in self._batches(df, base_dir):
                 batch = {k: v.to(device) for k, v in batch.items()}
-                parts = [encoders[m](batch).flatten(1).float() for m in ("text", "image") if m in encoders]
+                parts = [self.encoders[m](batch).flatten(1).float() for m in ("text", "image") if m in self.encoders]
                 outs.append(torch.cat(parts, dim=1).cpu())
         if not outs:
             return np.zeros((0, self.dim), dtype=np.float32)

@@ -49,7 +49,7 @@ def resolve_precision(env) -> str:
     """``env.precision`` with 'auto' made concrete: mixed precision on GPUs, 32-true elsewhere."""
     if env.precision != "auto":
         return env.precision
-    if torch.cuda.is_available() and env.accelerator in ("auto", "cuda", "gpu"):
+    if inference_device(env.accelerator) == "cuda":
         return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
     return "32-true"
 
