@@ -37,8 +37,8 @@ mmtricks bench --profile quick --data-dir "$DATA" --seeds "${SEEDS:-0,1,2}" --th
   --configs "$CORE,$ABLATION" --out "$QUICK"
 mmtricks bench --profile quick --data-dir "$DATA" --seeds "${MISSING_SEEDS:-0,1,2}" --threads 2 \
   --configs "$MISSING_CONFIGS" --missing-train 0.1,0.3,0.5 --missing-test 0.1,0.3,0.5 --out "$MISSING"
-mmtricks bench report "$QUICK" --doc "$DOC"
-mmtricks bench report "$MISSING" --doc "$DOC"
+mmtricks bench report "$QUICK" --data-dir "$DATA" --doc "$DOC"
+mmtricks bench report "$MISSING" --data-dir "$DATA" --doc "$DOC"
 if [ "${SKIP_STANDARD:-0}" != 1 ]; then
   # Core runs first (peers included), then the bf16 gate: an interrupted run resumes.
   mmtricks bench --profile standard --data-dir "$DATA" --seeds "${STANDARD_SEEDS:-0,1,2}" --threads 2 \
@@ -46,7 +46,7 @@ if [ "${SKIP_STANDARD:-0}" != 1 ]; then
   # The bf16 gate (bench/profiles.py): Baseline+ in 32-bit, same rows and limits, its own folder.
   mmtricks bench --profile standard --data-dir "$DATA" --seeds "${STANDARD_SEEDS:-0,1,2}" --threads 2 \
     --configs baseline_plus --set env.precision=32-true --out "$STANDARD_FP32"
-  mmtricks bench report "$STANDARD_FP32" --doc "$DOC"
+  mmtricks bench report "$STANDARD_FP32" --data-dir "$DATA" --doc "$DOC"
   python "$(dirname "$0")/bf16_gate.py" "$STANDARD" "$STANDARD_FP32"  # the verdict on env.precision=auto
 fi
 # The optional comparisons below write into the standard folder too: their reference runs
@@ -65,7 +65,7 @@ if [ "${FUSIONS:-0}" = 1 ]; then
   # 14.2 s a step (scripts/step_cost.py) buys 28 steps in cloth's 400 s; 1,900 s buy the 128-step floor.
   mmtricks bench --profile standard --data-dir "$DATA" --seeds "${STANDARD_SEEDS:-0,1,2}" --threads 2 \
     --configs lf_llm --datasets cloth --time-limit 1900 --out docs/bench/lf_llm
-  mmtricks bench report docs/bench/lf_llm --doc "$DOC"
+  mmtricks bench report docs/bench/lf_llm --data-dir "$DATA" --doc "$DOC"
 fi
 if [ "${HOOKS:-0}" = 1 ]; then
   # Alignment and augmentation hooks against Baseline+.
@@ -78,5 +78,5 @@ if [ "${SKIP_STANDARD:-0}" != 1 ]; then
     --configs "$ABLATION" --out "$STANDARD"
 fi
 if [ "${SKIP_STANDARD:-0}${FUSIONS:-0}${HOOKS:-0}${POOL:-0}" != 1000 ]; then
-  mmtricks bench report "$STANDARD" --doc "$DOC"
+  mmtricks bench report "$STANDARD" --data-dir "$DATA" --doc "$DOC"
 fi

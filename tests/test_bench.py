@@ -129,6 +129,9 @@ def test_resume_skips_done_runs_and_completes_a_partial_file(tmp_path, monkeypat
     assert lines[1]["fit_summary"] is None and lines[1]["commit"] == tiny["commit"]  # linear: no steps
     log = (out / "progress.log").read_text()
     assert log.count(" start ") == 3 and log.count(" end ") == 3
+    # The constant predictor's score on the same rows, for the report's collapse check.
+    constants = json.loads((out / "constants.json").read_text())
+    assert list(constants) == ["quick|syn|0"] and constants["quick|syn|0"]["n_test"] == 30
 
     assert _bench(data, out, *args) == 0  # same arguments: nothing left to do
     assert len(read_results(str(out))) == 3
@@ -641,3 +644,44 @@ def test_step_cost_script_times_a_presets_training_step(tmp_path, capsys):
     assert "syn: 8 rows a step, 32-true" in out
     assert re.search(r"tiny: \d+\.\d\d s a step; 100 s buy about \d+ steps", out)
     assert re.search(r"lf_transformer: \d+\.\d\d s a step", out)
+
+
+# ------------------------------------------------------------------- collapsed fits
+def test_constant_predictor_scores_majority_share_half_auc_and_train_mean():
+    from mmtricks.bench.scoring import constant_score
+
+    # Majority class of the training labels ('b') on every test row: 3 of 5 right.
+    assert constant_score(["a", "b", "b", "b"], ["a", "b", "b", "a", "b"], "multiclass", "accuracy") == pytest.approx(0.6)
+    assert constant_score([0, 1, 1], [0, 1, 0, 1], "binary", "roc_auc") == pytest.approx(0.5)  # one score for all
+    # The training mean (2) for test labels 1 and 5: R2 = 1 - (1 + 9) / (4 + 4).
+    assert constant_score([1.0, 2.0, 3.0], [1.0, 5.0], "regression", "r2") == pytest.approx(-0.25)
+    assert constant_score([1.0, 2.0, 3.0], [1.0, 5.0], "regression", "rmse") == pytest.approx(np.sqrt(5.0))
+
+
+def test_report_leaves_collapsed_fits_out_of_the_scores(tmp_path, capsys):
+    from mmtricks.bench.scoring import constant_score
+
+    data = tmp_path / "data"
+    _write_set(str(data))
+    ds = load_dataset("syn", str(data))
+    const = constant_score(ds.train[ds.label], ds.test[ds.label], ds.problem_type, "accuracy")
+    assert 0 < const < 1
+    lines = [_line("syn", "baseline", s, const + 0.1 + 0.01 * s, "image+text+tabular") for s in (0, 1)]
+    lines += [_line("syn", "linear", 0, const, "image+text+tabular"),  # no better than the constant: collapsed
+              _line("syn", "linear", 1, const + 0.05, "image+text+tabular")]
+    # Without the data the runs cannot be judged, and the report says how to judge them.
+    out, report = _report(tmp_path, lines)
+    assert "4 runs could not be judged" in report and "--data-dir" in report
+    assert "[1 collapsed]" not in report
+    # With it, the constant predictor's score is recorded once per (profile, data set, seed) and used.
+    assert main(["bench", "report", str(out), "--data-dir", str(data)]) == 0
+    assert "recorded the constant predictor's score for 2" in capsys.readouterr().out
+    constants = json.loads((out / "constants.json").read_text())
+    assert set(constants) == {"quick|syn|0", "quick|syn|1"}
+    assert constants["quick|syn|0"]["constant_score"] == pytest.approx(const)
+    report = (out / "report.md").read_text()
+    assert f"{const + 0.05:.4f} ± – (1) [1 collapsed]" in report  # the collapsed run is out of the mean
+    assert f"{const + 0.105:.4f} ± 0.0071 (2)" in report  # baseline untouched
+    assert "1 of 4 runs scored no better on the test rows than the constant predictor" in report
+    assert f"| syn | linear | 1 | 0 | clean rows | {const:.4f} | {const:.4f} |" in report
+    assert "could not be judged" not in report

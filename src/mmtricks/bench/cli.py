@@ -17,6 +17,7 @@ examples:
   mmtricks bench --profile standard --out runs/standard   # the profile conclusions come from (2-core CPU)
   mmtricks bench report runs/bench          # runs/bench/report.md + runs/bench/plots/*.png
   mmtricks bench report runs/bench --doc docs/benchmarks.md   # and its tables into that file's markers
+  mmtricks bench report runs/bench --data-dir ../shared/data  # first record the constant predictor's scores
   mmtricks bench list                       # data sets in the data dir, presets and peers
   nohup mmtricks bench ... --out runs/bench > bench.log 2>&1 &   # long runs; rerun to resume
 
@@ -100,6 +101,27 @@ def _show_list(args) -> int:
     return 0
 
 
+def _record_constants(out: str, args) -> None:
+    """Fill in ``OUT/constants.json`` for the (profile, data set, seed) of the results that lack it."""
+    from .constants import constant_key, read_constants, record_constants
+    from .datasets import load_dataset
+    from .profiles import get_profile
+    from .results import latest, read_results
+
+    known = read_constants(out)
+    wanted: dict[tuple[str, str], set[int]] = {}
+    for line in latest(read_results(out)).values():
+        key = constant_key(line.get("profile"), line.get("dataset"), line.get("seed", 0))
+        if key not in known and line.get("status") == "ok":
+            wanted.setdefault((line["profile"], line["dataset"]), set()).add(int(line.get("seed", 0)))
+    added = 0
+    for (profile, name), seeds in sorted(wanted.items()):
+        added += record_constants(out, get_profile(profile), [load_dataset(name, args.data_dir, label=args.label)],
+                                  sorted(seeds))
+    if added:
+        print(f"recorded the constant predictor's score for {added} (data set, seed) pair(s) in {out}")
+
+
 def run(args) -> int:
     """Dispatch ``mmtricks bench`` (run, report, list); errors raise MMTricksError."""
     from ..errors import ConfigError
@@ -113,6 +135,8 @@ def run(args) -> int:
         out = action[1] if len(action) == 2 else args.out
         if not os.path.isdir(out):
             raise ConfigError(f"'{out}' is not a folder: pass the --out folder of a bench.")
+        if args.data_dir:
+            _record_constants(out, args)
         print(f"report written to {build_report(out, doc=args.doc)}")
         return 0
     if action and action[0] == "list":

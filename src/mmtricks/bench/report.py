@@ -4,6 +4,9 @@ Only the last line of each run key counts. Scores, relative improvements and cos
 the runs without missingness (train and test ratio 0); the missingness grid uses the rest.
 Lines flagged ``"contended": true`` (slowed by another process, see
 :mod:`mmtricks.bench.contention`) are left out of every mean and listed with their reason.
+Runs that collapsed to the constant predictor (:mod:`mmtricks.bench.constants`) are left out
+of the clean-row score tables and listed; their speed and memory still count, and the
+missingness grid keeps them (its means compare every config over the same cells).
 """
 from __future__ import annotations
 
@@ -59,6 +62,25 @@ def _frame(lines: list[dict[str, Any]]) -> "pd.DataFrame":
     return df
 
 
+def mark_collapsed(df: "pd.DataFrame", constants: dict[str, dict[str, Any]]) -> "pd.DataFrame":
+    """Add ``constant_score`` (from ``constants.json``, NaN where not recorded) and ``collapsed``: an ok
+    run whose test score is no better than the constant predictor's on the same rows."""
+    import numpy as np
+
+    from .constants import constant_key
+
+    df = df.copy()
+    df["constant_score"] = [
+        (constants.get(constant_key(r["profile"], r["dataset"], r["seed"])) or {}).get("constant_score", np.nan)
+        for r in df.to_dict("records")]
+    score = df["score"].astype(float) if "score" in df else np.nan
+    const = df["constant_score"].astype(float)
+    higher = df["greater_is_better"].astype(bool)
+    better = np.where(higher, score > const, score < const)
+    df["collapsed"] = (df["status"] == "ok") & const.notna() & score.notna() & ~better
+    return df
+
+
 def _settings(df: "pd.DataFrame") -> str:
     parts = ["## Settings", ""]
     for name, part in df.groupby("profile", sort=True):
@@ -106,7 +128,8 @@ def _datasets(df: "pd.DataFrame") -> str:
                                           "test rows"], rows)
 
 
-def _scores(clean: "pd.DataFrame", configs: list[str], plots: str) -> str:
+def _scores(clean: "pd.DataFrame", configs: list[str], plots: str, collapsed: "pd.DataFrame | None" = None) -> str:
+    """``clean``: the runs read as results; ``collapsed``: the collapsed ones, counted in the cells."""
     from .plots import score_bars
 
     stats = clean.groupby(["dataset", "config"])["score"].agg(["mean", "std", "count"])
@@ -114,14 +137,23 @@ def _scores(clean: "pd.DataFrame", configs: list[str], plots: str) -> str:
     std = stats["std"].unstack("config").reindex(columns=configs)
     count = stats["count"].unstack("config").reindex(columns=configs)
     metrics = clean.drop_duplicates("dataset").set_index("dataset")["metric"].to_dict()
+    lost = (collapsed.groupby(["dataset", "config"]).size().to_dict()
+            if collapsed is not None and not collapsed.empty else {})
     rows = []
-    for ds in mean.index:
-        cells = [f"{_num(mean.loc[ds, c])} ± {_num(std.loc[ds, c])} ({int(count.loc[ds, c])})"
-                 if count.loc[ds, c] == count.loc[ds, c] else "–" for c in configs]
-        rows.append([f"{ds} ({metrics[ds]})", *cells])
+    for ds in sorted(set(mean.index) | {d for d, _ in lost}):
+        cells = []
+        for c in configs:
+            n = count.loc[ds, c] if ds in count.index else float("nan")
+            cell = (f"{_num(mean.loc[ds, c])} ± {_num(std.loc[ds, c])} ({int(n)})" if n == n and n > 0 else "–")
+            if lost.get((ds, c)):
+                cell += f" [{lost[(ds, c)]} collapsed]"
+            cells.append(cell)
+        rows.append([f"{ds} ({metrics.get(ds, '?')})", *cells])
     score_bars(mean, std, metrics, os.path.join(plots, "scores.png"))
     return ("## Test scores\n\nMean ± std over seeds (number of seeds) of the test metric, per data set and "
-            "config.\n\n" + md_table(["data set", *configs], rows) + "\n\n![scores](plots/scores.png)")
+            "config; runs that collapsed to the constant predictor are left out and counted in brackets "
+            "(section \"Collapsed fits\").\n\n" + md_table(["data set", *configs], rows)
+            + "\n\n![scores](plots/scores.png)")
 
 
 def relative_improvement(clean: "pd.DataFrame", base: str = "baseline") -> "pd.DataFrame":
@@ -419,6 +451,34 @@ def _step_floor(ok: "pd.DataFrame") -> str:
     return text
 
 
+def _collapsed(ok: "pd.DataFrame", data_hint: str) -> str:
+    """The runs left out as collapsed, and the ok runs that could not be judged (no constant score)."""
+    head = "## Collapsed fits\n\n"
+    bad = ok[ok["collapsed"]]
+    unjudged = int(ok["constant_score"].isna().sum())
+    text = (f"{len(bad)} of {len(ok)} runs scored no better on the test rows than the constant predictor fitted on "
+            "the same training labels (class frequencies, or the label mean). They learned nothing the label counts "
+            "do not say: they are left out of every score table (counted in brackets in \"Test scores\"), never read "
+            "as results. Their speed and memory still count. The missingness grid keeps them: each of its cells "
+            "measures one amount of missingness, and its means compare every config over the same cells.")
+    if unjudged:
+        text += (f" {unjudged} run{'' if unjudged == 1 else 's'} could not be judged: no constant-predictor score "
+                 f"recorded; `{data_hint}` records it.")
+    if bad.empty:
+        return head + text
+    rows = []
+    for (ds, config), part in bad.groupby(["dataset", "config"], sort=True):
+        cells = sorted({(r["missing_train"], r["missing_test"]) for r in part.to_dict("records")})
+        where = ("clean rows" if cells == [(0.0, 0.0)] else
+                 ", ".join(f"{a:g} / {b:g}" for a, b in cells) if len(cells) <= 3 else f"{len(cells)} grid cells")
+        lo, hi = part["score"].min(), part["score"].max()
+        rows.append([ds, config, len(part), ", ".join(str(int(s)) for s in sorted(set(part["seed"]))), where,
+                     _num(lo) if lo == hi else f"{_num(lo)} to {_num(hi)}",
+                     ", ".join(sorted({_num(v) for v in part["constant_score"]}))])
+    return head + text + "\n\n" + md_table(["data set", "config", "runs", "seeds", "missing train / test",
+                                             "test score", "constant predictor"], rows)
+
+
 def _contended(df: "pd.DataFrame") -> str:
     bad = df[(df["status"] == "ok") & df["contended"]]
     if bad.empty:
@@ -538,11 +598,14 @@ def build_report(out_dir: str, doc: str | None = None) -> str:
     if not lines:
         raise ConfigError(f"No results in '{os.path.join(out_dir, RESULTS)}': run `mmtricks bench ... --out "
                           f"{out_dir}` first.")
-    df = _frame(lines)
+    from .constants import read_constants
+
+    df = mark_collapsed(_frame(lines), read_constants(out_dir))
     plots = os.path.join(out_dir, "plots")
     os.makedirs(plots, exist_ok=True)
     ok = df[(df["status"] == "ok") & ~df["contended"]].copy()
     clean = ok[(ok["missing_train"] == 0) & (ok["missing_test"] == 0)]
+    scored = clean[~clean["collapsed"]]  # what the score tables read; speed and memory use every clean run
     configs = _config_order(df)
     stamp = _dt.datetime.now().isoformat(timespec="seconds")
     n_contended = int(((df["status"] == "ok") & df["contended"]).sum())
@@ -552,10 +615,13 @@ def build_report(out_dir: str, doc: str | None = None) -> str:
     results = []  # what --doc splices
     if not clean.empty:
         used = [c for c in configs if c in set(clean["config"])]
-        results += [_scores(clean, used, plots), _relative(clean, used, plots), _peers(df, clean, configs, plots),
-                    _cost_per_dataset(clean, used), _against(clean, used), _ratios(clean, used),
-                    _ensembles(clean)]
-    results += [_missingness(ok, configs, plots), _step_floor(ok), _problems(df), _contended(df)]
+        results += [_scores(scored, used, plots, clean[clean["collapsed"]]), _relative(scored, used, plots),
+                    _peers(df, clean, configs, plots), _cost_per_dataset(clean, used), _against(scored, used),
+                    _ratios(clean, used), _ensembles(scored)]
+    # The grid keeps its collapsed cells: a cell is the measurement of that much missingness, and leaving
+    # cells out would average configs over different cells ("Collapsed fits" lists them).
+    results += [_missingness(ok, configs, plots), _step_floor(ok),
+                _collapsed(ok, f"mmtricks bench report {out_dir} --data-dir DATA_DIR"), _problems(df), _contended(df)]
     path = os.path.join(out_dir, "report.md")
     with open(path, "w", encoding="utf-8") as fh:
         fh.write("\n\n".join(s for s in head + results if s) + "\n")

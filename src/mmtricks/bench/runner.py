@@ -217,7 +217,10 @@ class Bench:
         from .prepare import ratio_tag, seed_dir, split_file
         from .results import source_commit
 
+        from .constants import record_constants
+
         started = _now()
+        record_constants(self.spec.out_dir, self.profile, [ds], [seed])  # the report's collapse check
         source = source_commit()  # the code this unit runs: commit and whether the tree differs from it
         train_path, n_train = split_file(ds, self.profile, self.spec.out_dir, seed, "train", mtrain)
         test_files = {t: split_file(ds, self.profile, self.spec.out_dir, seed, "test", t)[0] for t in tests}

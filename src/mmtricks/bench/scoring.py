@@ -59,3 +59,28 @@ def _key(value: Any) -> Any:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value
+
+
+def constant_score(train_labels: Sequence[Any], test_labels: Sequence[Any], problem_type: str, metric: str) -> float:
+    """The test score of the constant predictor fitted on ``train_labels``.
+
+    Class frequencies of the training labels for every test row (so accuracy is the majority
+    class's share and ROC AUC 0.5), or the training label mean for regression, scored by
+    :func:`score_outputs` like every config. A fit that scores no better than this learned
+    nothing the label counts do not say (the report's collapsed fits).
+    """
+    import numpy as np
+    import pandas as pd
+
+    from ..train.diagnose import constant_outputs
+
+    train = pd.Series(list(train_labels)).dropna()
+    n_test = len(list(test_labels))
+    if problem_type == "regression":
+        outputs = constant_outputs(pd.to_numeric(train).to_numpy(dtype=np.float64), n_test, problem_type, 0)
+        return score_outputs(test_labels, outputs, [], problem_type, metric)["score"]
+    classes = sorted({_key(v) for v in train}, key=str)
+    index = {c: i for i, c in enumerate(classes)}
+    codes = np.array([index[_key(v)] for v in train], dtype=np.int64)
+    outputs = constant_outputs(codes, n_test, problem_type, len(classes))
+    return score_outputs(test_labels, outputs, classes, problem_type, metric)["score"]
