@@ -57,6 +57,8 @@ def test_one_row_twice_reuses_transforms_tokenizer_and_starts_no_workers(saved, 
     tokenizer = q.preprocessor_.text.tokenizer
     row = df.iloc[[3]]
     first = q.predict_proba(row)
+    cat_index = q.preprocessor_.cat._indices()
+    assert q.preprocessor_.cat.columns and cat_index[0], "the tiny model has a categorical column (test sanity)"
     n_builds = len(builds)
     assert n_builds > 0, "the first call builds the image transforms (test sanity)"
 
@@ -70,9 +72,21 @@ def test_one_row_twice_reuses_transforms_tokenizer_and_starts_no_workers(saved, 
     second = q.predict_proba(row)
     assert len(builds) == n_builds, f"image transforms rebuilt on the second call: {builds[n_builds:]}"
     assert q.preprocessor_.text.tokenizer is tokenizer
+    assert q.preprocessor_.cat._indices() is cat_index  # the category index is not rebuilt per call
     np.testing.assert_array_equal(first.to_numpy(), second.to_numpy())
     # the same as a batch of every row, row 3 picked out
     np.testing.assert_allclose(q.predict_proba(df).to_numpy()[3], second.to_numpy()[0], rtol=1e-5, atol=1e-6)
+
+
+def test_category_index_follows_a_refit():
+    import pandas as pd
+
+    from mmtricks.data.processors import CategoricalProcessor
+
+    proc = CategoricalProcessor(["c"]).fit(pd.DataFrame({"c": ["a", "b", "a"]}))
+    np.testing.assert_array_equal(proc.transform(pd.DataFrame({"c": ["b", "z", None]}))[:, 0], [2, 0, 0])
+    proc.fit(pd.DataFrame({"c": ["x", "z"]}))  # new levels: the index is rebuilt for them
+    np.testing.assert_array_equal(proc.transform(pd.DataFrame({"c": ["z", "b"]}))[:, 0], [2, 0])
 
 
 def test_large_tables_still_use_workers_with_the_same_results(saved, monkeypatch):

@@ -99,10 +99,16 @@ class CategoricalProcessor:
         """Embedding rows per column, the unknown bucket included."""
         return [len(v) + 1 for v in self.vocab]
 
+    def _indices(self) -> list[dict[str, int]]:
+        """Level -> index per column, built once per vocabulary (not on every call: one-row prediction)."""
+        if getattr(self, "_indices_of", None) is not self.vocab:
+            self._index = [{level: i + 1 for i, level in enumerate(levels)} for levels in self.vocab]
+            self._indices_of = self.vocab
+        return self._index
+
     def transform(self, df: pd.DataFrame) -> np.ndarray:
         out = np.zeros((len(df), len(self.columns)), dtype=np.int64)
-        for j, col in enumerate(self.columns):
-            index = {level: i + 1 for i, level in enumerate(self.vocab[j])}
+        for j, (col, index) in enumerate(zip(self.columns, self._indices())):
             out[:, j] = self._as_strings(df[col]).map(lambda v: index.get(v, 0)).to_numpy(dtype=np.int64)
         return out
 
