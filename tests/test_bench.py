@@ -516,7 +516,7 @@ def test_report_leaves_contended_runs_out_of_the_means(tmp_path):
     assert "## Contended runs (left out)" in report and "other processes used 0.90 of 2 cores" in report
     assert "| baseline | mmtricks preset | 45.0 | 100.0 | 0.50 | 0.50 | 900 | 2 / 0 / 0 |" in report
     assert "1 of 2 mmtricks fits with a recorded plan reached their step floor" in report
-    assert "| a | baseline | 1 | 10 | 100 | 32 | time_limit |" in report
+    assert "| a | baseline | 1 | 10 | 100 | 32 | time_limit | 0.50 |" in report  # with the share of its limit used
 
 
 # ------------------------------------------------------------ a folder and --label (#15)

@@ -443,11 +443,13 @@ def _step_floor(ok: "pd.DataFrame") -> str:
             f"their step floor (`optim.min_steps`).")
     if below:
         rows = [[r["dataset"], r["config"], r["seed"], p.get("steps"), p.get("min_steps"), p.get("effective_batch"),
-                 (r.get("fit_summary") or {}).get("stopped") or "–"]
+                 (r.get("fit_summary") or {}).get("stopped") or "–", _num(r.get("time_over_limit"), "{:.2f}")]
                 for r, p in sorted(below, key=lambda x: (x[0]["dataset"], x[0]["config"], x[0]["seed"]))]
-        text += (" Below it (stopped by early stopping: the fit had converged; by the time limit: the limit did "
-                 "not afford the floor):\n\n"
-                 + md_table(["data set", "config", "seed", "steps", "floor", "effective batch", "stopped by"], rows))
+        text += (" Below it (stopped by early stopping: the fit had converged; by the time limit: the plan, fixed "
+                 "from the first timed steps, did not afford the floor; a fit that then used well under its limit "
+                 "had a pessimistic first estimate):\n\n"
+                 + md_table(["data set", "config", "seed", "steps", "floor", "effective batch", "stopped by",
+                             "fit / limit"], rows))
     return text
 
 
