@@ -112,6 +112,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--rows", type=int, default=1000, help="rows for the rows/s figure")
     ap.add_argument("--loads", type=int, default=3, help="fresh-process loads (median); 0 skips them")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's default)")
+    ap.add_argument("--precision", default=None,
+                    help="env.precision to predict under (e.g. 32-true, bf16-mixed; default: the model's own, "
+                         "resolved on this machine)")
     ap.add_argument("--json", action="store_true", help="also print one LATENCY_JSON line")
     args = ap.parse_args(argv)
 
@@ -145,6 +148,12 @@ def main(argv=None) -> dict:
     predictor = MultimodalPredictor.load(model_dir, verbosity=0)
     res["load_in_process_s"] = time.perf_counter() - t
 
+    from mmtricks.train.loop import resolve_precision
+
+    if args.precision:
+        predictor.config_.env.precision = args.precision
+    res["precision"] = resolve_precision(predictor.config_.env)
+
     df, base = read_table(args.data, args.base_dir)
     row = df.iloc[[0]]
     predictor.predict(row, base_dir=base)  # warm-up
@@ -166,7 +175,7 @@ def main(argv=None) -> dict:
     res["modalities"] = list(predictor.schema_.modalities)
 
     print(f"model: {model_dir} ({', '.join(res['modalities'])}); data: {res['data']}")
-    print(f"torch threads: {res['torch_threads']}")
+    print(f"torch threads: {res['torch_threads']}; precision: {res['precision']}")
     print(f"single-row predict: median {res['single_row_median_ms']:.1f} ms, p95 {res['single_row_p95_ms']:.1f} ms "
           f"({args.repeats} calls after 1 warm-up)")
     print(f"throughput: {res['rows_per_s']:.0f} rows/s on {res['rows']} rows")

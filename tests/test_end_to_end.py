@@ -112,3 +112,34 @@ def test_bf16_mixed_precision_trains_and_predicts_on_cpu(table_dir):
         assert torch.get_autocast_dtype("cpu") == torch.bfloat16 and torch.is_autocast_enabled("cpu")
     proba = p.predict_proba(df).to_numpy()
     assert proba.shape == (60, 3) and (abs(proba.sum(1) - 1) < 1e-3).all()
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_precision_follows_the_cpus_bf16_support(monkeypatch, native):
+    from mmtricks.config import EnvConfig
+    from mmtricks.train import loop
+
+    monkeypatch.setattr(loop.torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(loop, "cpu_native_bf16", lambda: native)
+    assert loop.resolve_precision(EnvConfig()) == ("bf16-mixed" if native else "32-true")
+    for chosen in ("32-true", "bf16-mixed"):  # a value the user set is kept either way
+        assert loop.resolve_precision(EnvConfig(precision=chosen)) == chosen
+
+
+def test_cpu_native_bf16_reads_the_cpus_flags(monkeypatch):
+    from mmtricks.train import loop
+
+    for flags, expected in (({"avx512_bf16": True}, True), ({"amx_bf16": True, "avx512_bf16": False}, True),
+                            ({"avx512_f": True, "avx2": True}, False), ({"bf16": True, "neon": True}, False)):
+        monkeypatch.setattr(loop.torch.cpu, "get_capabilities", lambda flags=flags: flags)
+        assert loop.cpu_native_bf16() is expected, flags
+
+
+def test_auto_precision_is_recorded_and_said_in_the_log(table_dir, monkeypatch, capsys):
+    from mmtricks.train import loop
+
+    monkeypatch.setattr(loop, "cpu_native_bf16", lambda: True)
+    df = make_table(table_dir, n=40, kinds=("numerical",))
+    p = MultimodalPredictor(label="y", preset="tiny", verbosity=1, overrides={"optim.max_epochs": 1}).fit(df)
+    assert p.fit_info_["precision"] == "bf16-mixed"
+    assert "Precision: bf16 autocast (env.precision=auto" in capsys.readouterr().out

@@ -1,7 +1,8 @@
 """Export for serving: ONNX networks + JSON state, served by mmtricks.serving without torch.
 
-Served outputs must match the predictor's: probabilities within ATOL (observed: about 1e-6),
-regression values within RTOL of the label's scale.
+Served outputs must match the predictor's in 32-bit (the fits pin ``env.precision=32-true``:
+``auto`` is bf16 on CPUs with native bf16, the export is 32-bit): probabilities within ATOL
+(observed: about 1e-6), regression values within RTOL of the label's scale.
 """
 import json
 import os
@@ -24,6 +25,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:Column 'num_b'")  # with_holes' 
 ATOL = 1e-4  # on probabilities
 RTOL = 1e-4  # on regression values, relative to the label's spread
 ALL = ("numerical", "categorical", "text", "image")
+FP32 = {"optim.max_epochs": 2, "env.precision": "32-true"}
 
 
 def with_holes(df: pd.DataFrame) -> pd.DataFrame:
@@ -49,7 +51,7 @@ def network(tmp_path_factory):
     """A tiny image + text + tabular network, its export and its table."""
     folder = str(tmp_path_factory.mktemp("net"))
     df = make_table(folder, n=72, kinds=ALL)
-    p = MultimodalPredictor(label="y", preset="tiny", overrides={"optim.max_epochs": 2}, verbosity=0).fit(df)
+    p = MultimodalPredictor(label="y", preset="tiny", overrides=FP32, verbosity=0).fit(df)
     out = p.export(os.path.join(folder, "export"))
     return p, out, with_holes(df), folder
 
@@ -150,7 +152,7 @@ def test_cli_export(network, tmp_path):
 
 def _pool(folder, kinds, problem_type, n=96):
     df = make_table(folder, n=n, kinds=kinds, problem_type=problem_type)
-    p = MultimodalPredictor(label="y", pool=["lightgbm", "linear", "tiny"], overrides={"optim.max_epochs": 2},
+    p = MultimodalPredictor(label="y", pool=["lightgbm", "linear", "tiny"], overrides=FP32,
                             verbosity=0).fit(df)
     return p, with_holes(df)
 

@@ -171,8 +171,9 @@ def test_a_binding_limit_records_a_plan_that_max_steps_pins(table_dir, monkeypat
 def test_regression_scores_are_in_the_label_units(table_dir, metric):
     df = make_table(table_dir, n=80, kinds=("numerical",), problem_type="regression")
     df["y"] = df["y"] * 1000.0 + 5000.0  # far from standardised units
+    fp32 = {"optim.max_epochs": 2, "env.precision": "32-true"}  # bf16 rounds validation and evaluate apart
     p = MultimodalPredictor(label="y", preset="tiny", eval_metric=metric, verbosity=0,
-                            overrides={"optim.max_epochs": 2}).fit(df, tuning_data=df.iloc[:30])
+                            overrides=fp32).fit(df, tuning_data=df.iloc[:30])
     val = p.fit_info_["val_score"]
     assert val == pytest.approx(p.evaluate(df.iloc[:30])[metric], rel=1e-4)
     assert p.leaderboard()["val_score"].iloc[0] == val

@@ -133,7 +133,7 @@ class EnvConfig:
     accelerator: str = "auto"  # 'auto', 'cpu', 'cuda', 'gpu', 'mps'
     devices: str = "auto"  # 'auto', a count like '2', or a list like '0,1'
     strategy: str = "auto"  # Fabric strategy: 'auto', 'ddp', 'fsdp' ...
-    precision: str = "auto"  # 'auto': bf16-mixed/16-mixed on GPU, 32-true on CPU
+    precision: str = "auto"  # 'auto': bf16-mixed/16-mixed on GPU, bf16-mixed on CPUs with native bf16, else 32-true
     num_workers: typing.Optional[int] = None  # DataLoader workers; None: for the device (0 on a CPU, see for_device)
     eval_batch_size: int = 64
     val_cache_mb: int = 512  # validation batches kept after the first pass, up to this size; 0: none

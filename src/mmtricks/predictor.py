@@ -179,7 +179,7 @@ class MultimodalPredictor:
         from lightning_fabric.utilities.seed import seed_everything
 
         from .data.dataset import make_loader
-        from .train.loop import for_device, plan_batches
+        from .train.loop import for_device, plan_batches, resolve_precision
         from .train.network_fit import NetworkFit
         from .train.tricks.hooks import chain_row_hooks, data_transforms
         from .train.tricks.modality_dropout import ModalityDropout
@@ -218,6 +218,7 @@ class MultimodalPredictor:
             "steps": result.steps, "epochs": result.epochs, "train_seconds": result.seconds,
             "history": result.history, "n_train": len(train_df), "n_val": len(val_df), "preset": self.preset,
             "resumed_from_step": result.resumed_from, "plan": result.plan, "diagnosis": fit.diagnosis,
+            "precision": resolve_precision(cfg.env),
         }
         self._log(1, f"network {self.preset}: {result.steps} steps of {result.plan['effective_batch']} rows, "
                      f"{result.epochs} epochs, stopped by {result.stopped}; validation {metric.name} = "

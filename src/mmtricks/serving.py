@@ -18,8 +18,10 @@ missing flag, categories indexed (0 = unknown), text columns tokenised separatel
 as ``[CLS] col1 [SEP] col2 [SEP]`` within the saved length (the budget shared as
 ``TextProcessor.join`` shares it), images resized (short side, bicubic by default) and
 centre cropped with PIL and normalised; rows go to ONNX Runtime in the predictor's
-evaluation batch size; members are blended with the ensemble weights. Served probabilities
-match ``predictor.predict_proba`` to about 1e-6 (tests allow 1e-4).
+evaluation batch size; members are blended with the ensemble weights. The served graph
+computes in 32-bit: its probabilities match ``predictor.predict_proba`` under
+``env.precision=32-true`` to about 1e-6 (tests allow 1e-4); a predictor under bf16 autocast
+(``auto`` on CPUs with native bf16, and on GPUs) differs from it by bf16's rounding (about 1e-2).
 """
 from __future__ import annotations
 

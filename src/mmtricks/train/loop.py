@@ -46,12 +46,28 @@ class FitResult:
 
 
 def resolve_precision(env) -> str:
-    """``env.precision`` with 'auto' made concrete: mixed precision on GPUs, 32-true elsewhere."""
+    """``env.precision`` with 'auto' made concrete: mixed precision on GPUs (bf16 where the card
+    has it, else fp16), bf16 autocast on CPUs with native bf16 instructions (``cpu_native_bf16``),
+    32-true elsewhere."""
     if env.precision != "auto":
         return env.precision
     if inference_device(env.accelerator) == "cuda":
         return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
-    return "32-true"
+    return "bf16-mixed" if cpu_native_bf16() else "32-true"
+
+
+CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # x86 instructions that run bf16 natively
+
+
+def cpu_native_bf16() -> bool:
+    """Whether this CPU has native bf16 arithmetic (one of ``CPU_BF16_FLAGS``, as torch's cpuinfo
+    reports it). Without them bf16 is emulated and no faster than fp32; ARM CPUs keep 32-bit:
+    the standard profile measured bf16 only on x86 (docs/benchmarks.md, the bf16 gate)."""
+    caps = getattr(torch.cpu, "get_capabilities", None)
+    if caps is not None:
+        found = caps()
+        return any(bool(found.get(flag, False)) for flag in CPU_BF16_FLAGS)
+    return bool(getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)())
 
 
 def inference_device(accelerator: str) -> str:
@@ -194,6 +210,9 @@ def train(net, train_loader, val_loader, val_labels: np.ndarray, *, cfg: MMConfi
     deadline = start + time_budget if time_budget is not None else None
     fabric = make_fabric(cfg.env)
     fabric.seed_everything(seed, verbose=False)
+    if cfg.env.precision == "auto" and fabric.device.type == "cpu" and resolve_precision(cfg.env) != "32-true":
+        log("Precision: bf16 autocast (env.precision=auto on a CPU with native bf16; "
+            "env.precision=32-true trains in 32-bit).")
     optimizer = torch.optim.AdamW(
         param_groups(net, o.lr, o.weight_decay, o.layer_decay, o.head_lr_mult), lr=o.lr
     )
