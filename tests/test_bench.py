@@ -346,9 +346,12 @@ def test_fit_summary_of_a_pool_keeps_members_and_weights(tmp_path):
                           "tests": [{"path": str(tmp_path / "test.parquet"), "missing_test": 0.0}]})
     _, classes, _, _, members = _fit(req, df.iloc[:60])
     test = df.iloc[60:]
-    for row, out in zip(result["fit_summary"]["members"], members(test.drop(columns=["y"])).values()):
+    alone = list(members(test.drop(columns=["y"])).values())
+    for row, out in zip(result["fit_summary"]["members"], alone):
         expected = score_outputs(test["y"], out, classes, "multiclass", "accuracy")["score"]
         assert row["test_score"] == pytest.approx(expected)
+    average = score_outputs(test["y"], (alone[0] + alone[1]) / 2, classes, "multiclass", "accuracy")["score"]
+    assert result["fit_summary"]["uniform_test_score"] == pytest.approx(average)
 
     # A network member's own fit facts join its row; a classic member's row stays as it was.
     plan = {"micro_batch": 32, "accumulate": 1, "floor_reached": False}
@@ -381,11 +384,12 @@ def test_report_sets_the_ensemble_against_its_best_single_member(tmp_path):
     def members(lgb_test, net_test):
         return [{"name": "lightgbm", "kind": "lightgbm", "weight": 0.5, "val_score": 0.7, "test_score": lgb_test},
                 {"name": "baseline_plus", "kind": "network", "weight": 0.5, "val_score": 0.8, "test_score": net_test}]
-    lines = [_line("a", "best", 0, 0.84, "image+text", fit_summary={"members": members(0.70, 0.80), "plan": None}),
+    lines = [_line("a", "best", 0, 0.84, "image+text", fit_summary={"members": members(0.70, 0.80), "plan": None,
+                                                                     "uniform_test_score": 0.78}),
              _line("a", "best", 1, 0.86, "image+text", fit_summary={"members": members(0.72, 0.82), "plan": None})]
     _, report = _report(tmp_path, lines)
     assert "baseline_plus 0.50 (val 0.8000, test 0.8100, 2 of 2)" in report
-    assert "| a | best | 2 | 0.8500 | baseline_plus 0.8100 | +0.0400 |" in report
+    assert "| a | best | 2 | 0.8500 | 0.0141 | baseline_plus 0.8100 | +0.0400 | 0.7800 (1 of 2) |" in report
 
 
 def test_source_commit_and_dirty_flag(tmp_path):

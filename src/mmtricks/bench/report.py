@@ -366,6 +366,7 @@ def _ensembles(clean: "pd.DataFrame") -> str:
     records = clean.to_dict("records")
     pools: dict[tuple, list] = {}
     scores: dict[tuple, list] = {}  # the ensemble's test score per fit
+    uniforms: dict[tuple, list] = {}  # the uniform average of every member, per fit that recorded it
     higher: dict[str, bool] = {}
     stacks: dict[str, list] = {}
     for r in records:
@@ -373,6 +374,8 @@ def _ensembles(clean: "pd.DataFrame") -> str:
         if isinstance(summary.get("members"), list):
             pools.setdefault((r["dataset"], r["config"]), []).append(summary["members"])
             scores.setdefault((r["dataset"], r["config"]), []).append(r["score"])
+            if summary.get("uniform_test_score") is not None:
+                uniforms.setdefault((r["dataset"], r["config"]), []).append(float(summary["uniform_test_score"]))
             higher[r["dataset"]] = bool(r.get("greater_is_better", True))
         if isinstance(r.get("leaderboard"), dict):
             stacks.setdefault(r["dataset"], []).append(r["leaderboard"])
@@ -399,8 +402,11 @@ def _ensembles(clean: "pd.DataFrame") -> str:
                 sign = 1.0 if higher[ds] else -1.0
                 name, score = max(best, key=lambda b: sign * b[1])
                 ensemble = statistics.mean(scores[(ds, config)])
-                vs_best.append([ds, config, len(fits), _num(ensemble), f"{name} {_num(score)}",
-                                _num(sign * (ensemble - score), "{:+.4f}")])
+                spread = statistics.stdev(scores[(ds, config)]) if len(fits) > 1 else None
+                flat = uniforms.get((ds, config), [])
+                vs_best.append([ds, config, len(fits), _num(ensemble), _num(spread),
+                                f"{name} {_num(score)}", _num(sign * (ensemble - score), "{:+.4f}"),
+                                f"{_num(statistics.mean(flat))} ({len(flat)} of {len(fits)})" if flat else "-"])
         out += ["mmtricks pools: per member, its mean ensemble weight over the fits (mean validation score, mean "
                 "test score alone, fits it was trained in of all fits; a member missing from a fit was skipped or "
                 "dropped).", "",
@@ -408,9 +414,11 @@ def _ensembles(clean: "pd.DataFrame") -> str:
                           "score, fits)"], rows)]
         if vs_best:
             out += ["", "The ensemble against its best single member on the test split (the member with the best "
-                    "mean test score among those in every fit; positive: the ensemble is better).", "",
-                    md_table(["data set", "config", "fits", "ensemble test (mean)", "best member test (mean)",
-                              "ensemble - best member"], vs_best)]
+                    "mean test score among those in every fit; positive: the ensemble is better), with the "
+                    "ensemble's seed spread (std) and the uniform average of every member on the same rows "
+                    "(mean over the fits that recorded it).", "",
+                    md_table(["data set", "config", "fits", "ensemble test (mean)", "std", "best member test (mean)",
+                              "ensemble - best member", "uniform average test (mean)"], vs_best)]
     if stacks:
         rows = []
         for ds, boards in sorted(stacks.items()):

@@ -147,10 +147,17 @@ def run_request(req: dict[str, Any]) -> dict[str, Any]:
         tests.append({"missing_test": item["missing_test"], "n_test": len(test), "predict_seconds": round(seconds, 3),
                       "rows_per_s": round(len(test) / max(seconds, 1e-9), 2), **scored})
         if members is not None and not item["missing_test"] and summary and summary.get("members"):
-            # each pool member alone on the same test rows (after the timed ensemble prediction)
-            for row, out in zip(summary["members"], members(features).values()):
+            # each pool member alone on the same test rows (after the timed ensemble prediction),
+            # and the uniform average of every member (the selection's plain baseline)
+            from ..ensemble.selection import blend
+
+            alone = list(members(features).values())
+            for row, out in zip(summary["members"], alone):
                 row["test_score"] = score_outputs(test[req["label"]], out, classes, req["problem_type"],
                                                   req["metric"])["score"]
+            summary["uniform_test_score"] = score_outputs(
+                test[req["label"]], blend(alone, [1.0 / len(alone)] * len(alone)), classes, req["problem_type"],
+                req["metric"])["score"]
     return {"fit_seconds": round(fit_seconds, 3), "n_train": len(train), "tests": tests, "fit_info": info,
             "fit_summary": summary, "versions": versions(), "device": _device(), "peak_rss_mb": peak_rss_mb()}
 
