@@ -16,10 +16,11 @@ what it really took):
   the encoder's native 224 caps it) and per row 128 tokens on cloth and covid (95th
   percentile of the rows 136 and 163, capped by ``data.text_max_length``) and 56 on ptech.
 * **Precision**: ``env.precision=bf16-mixed`` (autocast in training and prediction) for
-  every mmtricks config, the candidate for ``auto`` on CPUs with native bf16 (this one has
-  avx512_bf16). The gate for making it ``auto``: ``baseline_plus`` rerun in this profile
-  with ``--set env.precision=32-true`` (into its own folder; scripts/benchmarks.sh), whose
-  per-data-set means must not beat bf16's by more than the seed spread. AutoGluon runs as it
+  every mmtricks config, what ``auto`` picks on CPUs with native bf16 (this one has
+  avx512_bf16), set explicitly so the profile measures the same on any CPU. The gate that
+  made it ``auto``: ``baseline_plus`` rerun in this profile with ``--set
+  env.precision=32-true`` (into its own folder; scripts/benchmarks.sh), whose per-data-set
+  means did not beat bf16's by more than the seed spread (docs/benchmarks.md). AutoGluon runs as it
   defaults (32-bit on CPU).
 * **Rows**: at most 4,000 train rows per seed, the same for every config and peer. covid
   (506) and ptech (750) are used whole; cloth (18,788) is cut to 4,000 (about 3,500 train /
