@@ -96,6 +96,40 @@ def test_a_network_member_that_cannot_reach_the_floor_in_its_share_is_dropped(ta
     assert plan["horizon"] >= 60 and plan["steps"] >= 60  # the member kept reached the floor
 
 
+def test_a_network_member_gets_all_the_time_left_before_every_network_is_dropped(monkeypatch, capsys):
+    import time
+
+    from mmtricks.ensemble import pool
+    from mmtricks.train.metrics import get_metric
+    from mmtricks.train.plan import FloorUnreachable
+
+    monkeypatch.setattr(pool, "skip_reason", lambda *args, **kwargs: None)
+    shares = []
+
+    def fit_network(entry, share):  # 1 s a step, a 100-step floor; its own plan needs 105 s
+        shares.append((entry.name, round(share)))
+        if share < 105:
+            raise FloorUnreachable(1.0, 100, share)
+        return pool.Member(entry.name, "network", None, np.zeros(3), 0.5, share)
+
+    def fit(seconds):
+        shares.clear()
+        entries = [pool.PoolEntry(n, "network", n) for n in ("a", "b", "c")]
+        return pool.fit_pool(entries, schema=None, train_df=None, val_df=None, y_train=None, y_val=None,
+                             metric=get_metric("accuracy", "binary"), seed=0, fit_network=fit_network, log=print,
+                             deadline=time.time() + pool.SELECTION_RESERVE + seconds)
+
+    # 112 s left: the 20% margin (120 s) says no member fits, the bare 100 steps say one may:
+    # the first member is tried alone with all the time and its own plan accepts it.
+    assert [m.name for m in fit(112)] == ["a"]
+    assert [(n, s) for n, s in shares] == [("a", 37), ("a", 112)]
+    assert "dropping ['b', 'c']" in capsys.readouterr().out
+    # 90 s left: not even the bare steps fit: every network member is dropped after one try.
+    with pytest.raises(Exception, match="No pool member could be trained"):
+        fit(90)
+    assert shares == [("a", 30)]
+
+
 def test_an_ensemble_saves_loads_and_predicts_identically(pool_fit, tmp_path):
     import json
     import os

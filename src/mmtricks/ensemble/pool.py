@@ -12,8 +12,11 @@ they share the schema, the validation split and the time limit. The time plan:
 2. Network members, in pool order, split what is left equally. Under a time limit each
    must afford the step floor (``optim.min_steps``): a member whose first timed steps show
    it cannot do so in its share stops at once (``FloorUnreachable``), and the pool keeps
-   only as many network members as can each reach the floor, dropping the last ones in
-   pool order (logged). A member is never half-trained into the ensemble.
+   only as many network members as can each reach the floor (its steps at the timed cost
+   plus a 20% margin for validation and soup), dropping the last ones in pool order
+   (logged); where the margin leaves none but the bare steps fit, the first one left is
+   tried once with all the time left and its own step plan decides. A member is never
+   half-trained into the ensemble.
 3. Ensemble selection on the members' validation outputs (``ensemble/selection.py``).
 
 Entries that need what the data lacks are skipped with a logged reason.
@@ -229,7 +232,10 @@ def fit_pool(entries: list[PoolEntry], *, schema, train_df, val_df, y_train, y_v
             member = fit_network(entry, share)
         except FloorUnreachable as exc:
             # this share was too small, so fewer members than now (timing noise cannot keep the count)
-            fits = min(int(left() // (exc.seconds_per_step * exc.min_steps * 1.2)), len(networks) - i - 1)
+            floor_cost = exc.seconds_per_step * exc.min_steps
+            fits = min(int(left() // (floor_cost * 1.2)), len(networks) - i - 1)
+            if fits < 1 and len(networks) - i > 1 and left() >= floor_cost:
+                fits = 1  # no room with the margin, room for the bare steps: it tries alone, its plan decides
             dropped = networks[i + max(fits, 1):] if fits >= 1 else networks[i:]
             log(f"pool: {exc}; dropping {[e.name for e in dropped]} so each network member left reaches "
                 f"{exc.min_steps} steps.")
