@@ -21,6 +21,7 @@ FAKE_PEER = (  # a stand-in for bench/peers/autogluon_run.py: right for even tes
     "keys = ['kind', 'train_path', 'test_path', 'base_dir', 'label', 'problem_type', 'metric', 'time_limit',\n"
     "        'seed', 'text_backbone', 'image_backbone', 'max_train_rows', 'text_max_length', 'out_dir']\n"
     "assert all(k in req for k in keys), req\n"
+    "if os.path.exists(req['out_dir']): sys.exit(f'stale output folder {req[\"out_dir\"]}')\n"
     "y = list(pd.read_parquet(req['test_path'])[req['label']])\n"
     "classes = ['a', 'b', 'c']\n"
     "guess = [v if i % 2 == 0 else classes[(classes.index(v) + 1) % 3] for i, v in enumerate(y)]\n"
@@ -70,6 +71,23 @@ def test_peer_script_contract_and_missingness_grid(tmp_path, monkeypatch):
     assert "## Missing modalities" in report and "test 0.5" in report and "train 0.5" in report
     assert "AutoGluon peers' own virtualenv: autogluon fake" in report
     assert (out / "plots" / "missingness.png").is_file()
+
+
+def test_a_resumed_peer_run_starts_without_the_interrupted_attempts_folder(tmp_path, monkeypatch):
+    """An interrupted AutoGluon run leaves its output folder; the rerun removes it before the peer starts."""
+    data, out = tmp_path / "data", tmp_path / "out"
+    _write_set(str(data), kinds=("numerical", "categorical", "text"))
+    fake = tmp_path / "fake_peer.py"
+    fake.write_text(FAKE_PEER)
+    monkeypatch.setenv("MMTRICKS_AUTOGLUON_PYTHON", sys.executable)
+    monkeypatch.setenv("MMTRICKS_AUTOGLUON_SCRIPT", str(fake))
+    stale = out / "scratch" / "quick" / "syn" / "seed0" / "runs" / "autogluon_tabular_m0" / "t0" / "out"
+    stale.mkdir(parents=True)
+    (stale / "learner.pkl").write_text("from the interrupted attempt")
+    assert _bench(data, out, "--configs", "autogluon_tabular", "--time-limit", "30") == 0
+    (line,) = read_results(str(out))
+    assert line["status"] == "ok", line.get("reason")
+    assert not (stale / "learner.pkl").exists()
 
 
 def test_autogluon_stack_gets_the_same_rows_and_limit_and_its_leaderboard_is_kept(tmp_path, monkeypatch):

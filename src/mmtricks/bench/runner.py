@@ -299,6 +299,8 @@ class Bench:
             sub = os.path.join(run_dir, f"t{mtest:g}")
             os.makedirs(sub, exist_ok=True)
             out_dir = os.path.join(sub, "out")
+            # A resumed run starts clean: AutoGluon reuses a folder left by an interrupted attempt.
+            shutil.rmtree(out_dir, ignore_errors=True)
             request = build_request(AUTOGLUON_KIND[config], train_path, test_path, ds, self.profile,
                                     self.limit(ds), seed, out_dir)
             if self.spec.threads:
