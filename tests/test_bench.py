@@ -248,7 +248,8 @@ def test_missingness_summary_against_imputation_only(tmp_path):
 
 
 # ------------------------------------------------------------------------ standard profile
-def test_standard_profile_uses_default_input_sizes_and_shares_rows_with_peers(tmp_path, capsys):
+def test_standard_profile_uses_default_input_sizes_and_shares_rows_with_peers(tmp_path, capsys, monkeypatch):
+    from mmtricks.bench import host
     from mmtricks.bench.autogluon import build_request
     import mmtricks.bench.profiles as profiles
     from mmtricks.bench.profiles import get_profile
@@ -268,6 +269,10 @@ def test_standard_profile_uses_default_input_sizes_and_shares_rows_with_peers(tm
     request = build_request("multimodal", "tr.parquet", "te.parquet", ds, std, std.limit_for("syn"), 0, "o")
     assert (request["max_train_rows"], request["time_limit"]) == (4000, 800)
     assert request["text_max_length"] is None and request["image_size"] is None  # AutoGluon's defaults too
+    # The profile's bf16 needs a CPU with native bf16 (tests/test_bench_host.py): this test plans on one.
+    monkeypatch.setattr(host, "machine_fingerprint", lambda: {"name": "cpu", "architecture": "x86_64",
+                                                              "isa": ["avx512_bf16"], "native_bf16": True,
+                                                              "gpu": None})
     rc = main(["bench", "--profile", "standard", "--data-dir", str(data), "--configs", "baseline,linear",
                "--seeds", "0,1", "--out", str(tmp_path / "out"), "--dry-run"])
     out = capsys.readouterr().out

@@ -143,3 +143,17 @@ def test_auto_precision_is_recorded_and_said_in_the_log(table_dir, monkeypatch, 
     p = MultimodalPredictor(label="y", preset="tiny", verbosity=1, overrides={"optim.max_epochs": 1}).fit(df)
     assert p.fit_info_["precision"] == "bf16-mixed"
     assert "Precision: bf16 autocast (env.precision=auto" in capsys.readouterr().out
+
+
+def test_bf16_on_a_cpu_without_native_bf16_is_warned_about(table_dir, monkeypatch, capsys):
+    """Asked for explicitly, bf16 is kept, but the log says it is emulated on this CPU."""
+    from mmtricks.train import loop
+
+    df = make_table(table_dir, n=40, kinds=("numerical",))
+    for native in (False, True):
+        monkeypatch.setattr(loop, "cpu_native_bf16", lambda native=native: native)
+        p = MultimodalPredictor(label="y", preset="tiny", verbosity=1,
+                                overrides={"optim.max_epochs": 1, "env.precision": "bf16-mixed"}).fit(df)
+        assert p.fit_info_["precision"] == "bf16-mixed"
+        said = capsys.readouterr().out
+        assert ("bf16 is emulated here" in said) is (not native), said[-2000:]

@@ -59,6 +59,9 @@ def add_parser(sub) -> None:
     p.add_argument("--retry-failed", action="store_true", help="redo runs recorded as failed")
     p.add_argument("--no-contention-check", dest="check_contention", action="store_false",
                    help="do not flag (and rerun) runs that look slowed by another process")
+    p.add_argument("--allow-other-cpu", action="store_true",
+                   help="add results to an --out folder whose earlier runs were measured on another CPU or GPU "
+                        "(refused by default: time-limited fits do not compare across machines)")
     p.add_argument("--keep-scratch", action="store_true", help="keep the peers' model folders")
     p.add_argument("--dry-run", action="store_true", help="print the runs left to do and stop")
     p.add_argument("--report", action="store_true", help="write OUT/report.md when the runs are done")
@@ -156,7 +159,7 @@ def run(args) -> int:
         missing_test=_ratios(args.missing_test, "--missing-test"), overrides=parse_overrides(args.overrides),
         retry_skipped=args.retry_skipped, retry_failed=args.retry_failed, threads=args.threads,
         keep_scratch=args.keep_scratch, dry_run=args.dry_run, label=args.label,
-        check_contention=args.check_contention,
+        check_contention=args.check_contention, allow_other_cpu=args.allow_other_cpu,
     )
     if not spec.seeds:
         raise ConfigError("--seeds needs at least one seed, e.g. --seeds 0,1,2.")

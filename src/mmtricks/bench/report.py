@@ -81,6 +81,26 @@ def mark_collapsed(df: "pd.DataFrame", constants: dict[str, dict[str, Any]]) -> 
     return df
 
 
+def _machines(ok: "pd.DataFrame") -> list[str]:
+    """'CPU: <name and instruction sets> (N runs)' per machine the ok lines record (bench/host.py)."""
+    from .host import describe
+
+    seen: dict[str, int] = {}
+    unknown = 0
+    for host in ok["host"] if "host" in ok.columns else []:
+        cpu = (host or {}).get("cpu") if isinstance(host, dict) else None
+        if isinstance(cpu, dict):
+            seen[describe(cpu)] = seen.get(describe(cpu), 0) + 1
+        else:
+            unknown += 1
+    if not seen:
+        return []
+    said = [f"CPU: {what} ({n} runs)" for what, n in seen.items()]
+    if unknown:
+        said.append(f"{unknown} runs from before the harness recorded the CPU")
+    return ["; ".join(said) + "."]
+
+
 def _settings(df: "pd.DataFrame") -> str:
     parts = ["## Settings", ""]
     for name, part in df.groupby("profile", sort=True):
@@ -97,7 +117,7 @@ def _settings(df: "pd.DataFrame") -> str:
         vers = row.get("versions") or {}
         parts += ["", f"Machine: {(row.get('host') or {}).get('cpus', '?')} CPU cores, device "
                       f"{row.get('device') or 'cpu'} ({(row.get('host') or {}).get('platform', '')}).",
-                  "Versions: " + ", ".join(f"{k} {v}" for k, v in vers.items())]
+                  *_machines(first), "Versions: " + ", ".join(f"{k} {v}" for k, v in vers.items())]
         peers = first[first["config"].astype(str).str.startswith("autogluon")]
         if "harness_versions" in peers.columns:  # lines from before it held the harness's versions merged in
             peers = peers[peers["harness_versions"].apply(lambda v: isinstance(v, dict))]

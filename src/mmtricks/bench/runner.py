@@ -49,6 +49,7 @@ class BenchSpec:
     dry_run: bool = False
     label: Optional[str] = None  # label column of data set folders without a description (--label)
     check_contention: bool = True  # flag (and rerun once) runs slowed by another process
+    allow_other_cpu: bool = False  # add results to a folder measured on another machine (bench/host.py)
 
 
 def _now() -> str:
@@ -78,6 +79,7 @@ class Bench:
         names = spec.datasets or [e["name"] for e in list_entries(spec.data_dir)]
         self.datasets = [load_dataset(n, spec.data_dir, label=spec.label) for n in names]
         self.train_ratios = sorted({ratio_key(r) for r in spec.missing_train} or {0.0})
+        self._machine: Optional[dict[str, Any]] = None
         self.test_ratios = sorted({ratio_key(r) for r in spec.missing_test} or {0.0})
 
     # ------------------------------------------------------------------ logging
@@ -89,6 +91,23 @@ class Bench:
             os.makedirs(self.spec.out_dir, exist_ok=True)
             with open(os.path.join(self.spec.out_dir, PROGRESS), "a", encoding="utf-8") as fh:
                 fh.write(line + "\n")
+
+    @property
+    def machine(self) -> dict[str, Any]:
+        """This machine's CPU (and GPU) fingerprint, recorded in every line's ``host.cpu``."""
+        if self._machine is None:
+            from .host import machine_fingerprint
+
+            self._machine = machine_fingerprint()
+        return self._machine
+
+    def check_machine(self) -> None:
+        """Refuse a precision this CPU emulates, or a results folder from another machine (bench/host.py)."""
+        from .host import check_precision, check_same_machine
+
+        check_precision(self.overrides, any(c not in _peers() for c in self.configs), self.machine)
+        check_same_machine(read_results(self.spec.out_dir), self.machine, self.spec.out_dir,
+                           self.spec.allow_other_cpu)
 
     # --------------------------------------------------------------------- plan
     def _done_keys(self) -> set:
@@ -114,6 +133,7 @@ class Bench:
     # ---------------------------------------------------------------------- run
     def run(self) -> dict[str, int]:
         """Run every unit left; return counts of result lines by status."""
+        self.check_machine()
         units = self.plan()
         total = len(self.spec.seeds) * len(self.datasets) * len(self.configs) * len(self.train_ratios)
         limits = sorted({(self.limit(ds), ds.name) for ds in self.datasets})
@@ -210,7 +230,7 @@ class Bench:
             "overrides": self.overrides if config_kind(config) == "preset" else {},
             "problem_type": ds.problem_type, "metric": ds.metric,
             "greater_is_better": greater_is_better(ds.metric, ds.problem_type),
-            "host": {"cpus": os.cpu_count(), "platform": platform.platform()},
+            "host": {"cpus": os.cpu_count(), "platform": platform.platform(), "cpu": self.machine},
         }
 
     def _unit(self, ds: Any, config: str, seed: int, mtrain: float, tests: list[float]) -> list[dict]:

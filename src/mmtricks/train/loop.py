@@ -213,6 +213,10 @@ def train(net, train_loader, val_loader, val_labels: np.ndarray, *, cfg: MMConfi
     if cfg.env.precision == "auto" and fabric.device.type == "cpu" and resolve_precision(cfg.env) != "32-true":
         log("Precision: bf16 autocast (env.precision=auto on a CPU with native bf16; "
             "env.precision=32-true trains in 32-bit).")
+    elif cfg.env.precision.startswith("bf16") and fabric.device.type == "cpu" and not cpu_native_bf16():
+        log(f"Warning: env.precision={cfg.env.precision} on a CPU without native bf16 (no avx512_bf16 or "
+            "amx_bf16): bf16 is emulated here, many times slower than 32-bit; env.precision=auto picks 32-true "
+            "on this CPU.")
     optimizer = torch.optim.AdamW(
         param_groups(net, o.lr, o.weight_decay, o.layer_decay, o.head_lr_mult), lr=o.lr
     )
