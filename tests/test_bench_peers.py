@@ -39,14 +39,19 @@ FAKE_PEER = (  # a stand-in for bench/peers/autogluon_run.py: right for even tes
     "                  'request': os.path.abspath(sys.argv[2])}))\n")
 
 
+def _use_peer(tmp_path, monkeypatch, script, name="fake_peer.py"):
+    """Make ``script`` (run by this interpreter) the AutoGluon peer of the benches that follow."""
+    fake = tmp_path / name
+    fake.write_text(script)
+    monkeypatch.setenv("MMTRICKS_AUTOGLUON_PYTHON", sys.executable)
+    monkeypatch.setenv("MMTRICKS_AUTOGLUON_SCRIPT", str(fake))
+
+
 def test_peer_script_contract_and_missingness_grid(tmp_path, monkeypatch):
     """The peer writes predictions, the harness scores them; the missingness grid fits once per train ratio."""
     data, out = tmp_path / "data", tmp_path / "out"
     _write_set(str(data), kinds=("numerical", "categorical", "text"))
-    fake = tmp_path / "fake_peer.py"
-    fake.write_text(FAKE_PEER)
-    monkeypatch.setenv("MMTRICKS_AUTOGLUON_PYTHON", sys.executable)
-    monkeypatch.setenv("MMTRICKS_AUTOGLUON_SCRIPT", str(fake))
+    _use_peer(tmp_path, monkeypatch, FAKE_PEER)
     rc = _bench(data, out, "--configs", "linear,autogluon_mm", "--missing-train", "0,0.5", "--missing-test",
                 "0,0.5", "--time-limit", "30", "--report")
     assert rc == 0
@@ -77,10 +82,7 @@ def test_a_resumed_peer_run_starts_without_the_interrupted_attempts_folder(tmp_p
     """An interrupted AutoGluon run leaves its output folder; the rerun removes it before the peer starts."""
     data, out = tmp_path / "data", tmp_path / "out"
     _write_set(str(data), kinds=("numerical", "categorical", "text"))
-    fake = tmp_path / "fake_peer.py"
-    fake.write_text(FAKE_PEER)
-    monkeypatch.setenv("MMTRICKS_AUTOGLUON_PYTHON", sys.executable)
-    monkeypatch.setenv("MMTRICKS_AUTOGLUON_SCRIPT", str(fake))
+    _use_peer(tmp_path, monkeypatch, FAKE_PEER)
     stale = out / "scratch" / "quick" / "syn" / "seed0" / "runs" / "autogluon_tabular_m0" / "t0" / "out"
     stale.mkdir(parents=True)
     (stale / "learner.pkl").write_text("from the interrupted attempt")
@@ -99,10 +101,7 @@ def test_autogluon_stack_gets_the_same_rows_and_limit_and_its_leaderboard_is_kep
     assert AUTOGLUON_KIND["autogluon_stack"] == "stack"
     data, out = tmp_path / "data", tmp_path / "out"
     _write_set(str(data))  # numbers, a category, text and relative image paths
-    fake = tmp_path / "fake_peer.py"
-    fake.write_text(FAKE_PEER)
-    monkeypatch.setenv("MMTRICKS_AUTOGLUON_PYTHON", sys.executable)
-    monkeypatch.setenv("MMTRICKS_AUTOGLUON_SCRIPT", str(fake))
+    _use_peer(tmp_path, monkeypatch, FAKE_PEER)
     assert _bench(data, out, "--configs", "autogluon_tabular,autogluon_mm,autogluon_stack", "--time-limit", "30",
                   "--report") == 0
     lines = {r["config"]: r for r in read_results(str(out))}
@@ -337,12 +336,9 @@ def test_peer_output_is_scored_by_the_harness(tmp_path):
 def test_peer_error_line_is_recorded_as_failed(tmp_path, monkeypatch):
     data, out = tmp_path / "data", tmp_path / "out"
     _write_set(str(data), kinds=("numerical",))
-    fake = tmp_path / "failing_peer.py"
-    fake.write_text("import json, sys\nprint('Traceback: ...', file=sys.stderr)\n"
-                    "print(json.dumps({'status': 'error', 'error': 'FileNotFoundError: no timm folder'}))\n"
-                    "sys.exit(1)\n")
-    monkeypatch.setenv("MMTRICKS_AUTOGLUON_PYTHON", sys.executable)
-    monkeypatch.setenv("MMTRICKS_AUTOGLUON_SCRIPT", str(fake))
+    _use_peer(tmp_path, monkeypatch, "import json, sys\nprint('Traceback: ...', file=sys.stderr)\n"
+              "print(json.dumps({'status': 'error', 'error': 'FileNotFoundError: no timm folder'}))\n"
+              "sys.exit(1)\n", name="failing_peer.py")
     assert _bench(data, out, "--configs", "autogluon_tabular") == 1  # a failed run: exit code 1
     [line] = read_results(str(out))
     assert line["status"] == "failed" and line["score"] is None
