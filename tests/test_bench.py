@@ -357,6 +357,18 @@ def test_fit_summary_of_a_pool_keeps_members_and_weights(tmp_path):
         assert row["test_score"] == pytest.approx(expected)
     average = score_outputs(test["y"], (alone[0] + alone[1]) / 2, classes, "multiclass", "accuracy")["score"]
     assert result["fit_summary"]["uniform_test_score"] == pytest.approx(average)
+    # Every selection method's weights, fitted on the same validation rows, scored on the test rows.
+    alternatives = result["fit_summary"]["ensemble"]["alternatives"]
+    assert list(alternatives) == ["caruana", "sequential", "uniform", "best"]
+    assert alternatives["uniform"] == [0.5, 0.5] and sorted(alternatives["best"]) == [0.0, 1.0]
+    chosen = [m["weight"] for m in result["fit_summary"]["members"]]
+    assert alternatives["caruana"] == pytest.approx(chosen)  # the method this fit used
+    scores = result["fit_summary"]["selection_test_scores"]
+    assert scores["uniform"] == pytest.approx(average)
+    for name, weights in alternatives.items():
+        mixed = sum(w * out for w, out in zip(weights, alone))
+        assert scores[name] == pytest.approx(score_outputs(test["y"], mixed, classes, "multiclass",
+                                                           "accuracy")["score"]), name
 
     # A network member's own fit facts join its row; a classic member's row stays as it was.
     plan = {"micro_batch": 32, "accumulate": 1, "floor_reached": False}
@@ -395,6 +407,15 @@ def test_report_sets_the_ensemble_against_its_best_single_member(tmp_path):
     _, report = _report(tmp_path, lines)
     assert "baseline_plus 0.50 (val 0.8000, test 0.8100, 2 of 2)" in report
     assert "| a | best | 2 | 0.8500 | 0.0141 | baseline_plus 0.8100 | +0.0400 | 0.7800 (1 of 2) |" in report
+    assert "Every selection method" not in report  # no fit recorded the alternatives
+
+    methods = [{"caruana": 0.84, "uniform": 0.78, "best": 0.80}, {"caruana": 0.86, "uniform": 0.80, "best": 0.82}]
+    for line, got in zip(lines, methods):
+        line["fit_summary"]["selection_test_scores"] = got
+    (tmp_path / "again").mkdir()
+    _, report = _report(tmp_path / "again", lines)
+    assert "| data set | config | fits | caruana | uniform | best |" in report
+    assert "| a | best | 2 | 0.8500 ± 0.0141 | 0.7900 ± 0.0141 | 0.8100 ± 0.0141 |" in report
 
 
 def test_source_commit_and_dirty_flag(tmp_path):

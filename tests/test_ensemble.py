@@ -56,3 +56,13 @@ def test_uniform_and_unknown_method():
     assert list(select("uniform", [np.zeros(3)] * 4, np.zeros(3), RMSE)) == [0.25] * 4
     with pytest.raises(ConfigError, match="sequential"):
         select("sequentail", [np.zeros(3)], np.zeros(3), RMSE)
+
+
+def test_best_puts_all_weight_on_the_best_single_member():
+    y = np.zeros(20)
+    far, near, nearer = np.full(20, 3.0), np.full(20, 1.0), np.full(20, -0.5)
+    assert list(select("best", [far, near, nearer], y, RMSE)) == [0.0, 0.0, 1.0]
+    assert list(select("best", [near, near], y, RMSE)) == [1.0, 0.0]  # ties: the earlier member
+    labels = np.zeros(10, dtype=int)  # accuracy, higher is better: only the second member is right
+    w = select("best", [np.eye(3)[[1] * 10], np.eye(3)[[0] * 10], np.eye(3)[[2] * 10]], labels, ACC)
+    assert list(w) == [0.0, 1.0, 0.0]

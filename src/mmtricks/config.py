@@ -169,7 +169,7 @@ class EnsembleConfig:
     """The model pool and ensemble selection (``ensemble/``); used when ``members`` is set."""
 
     members: str = ""  # 'pool' (ensemble/pool.py POOL), or comma-separated entries/preset names; '': one network
-    method: str = "caruana"  # 'caruana', 'sequential' or 'uniform'
+    method: str = "caruana"  # 'caruana', 'sequential', 'uniform' or 'best' (ensemble/selection.py)
     rounds: int = 50  # Caruana's selection rounds
     weights_split: str = "validation"  # 'validation', or 'holdout': half the validation split, set aside for weights
     refit_full: bool = False  # after the weights: refit each chosen member on train + validation (README)
@@ -318,12 +318,13 @@ def resolve(preset: str = "default", overrides: Any = None) -> MMConfig:
 
 
 def _check_choices(cfg: MMConfig) -> None:
+    from .ensemble.selection import METHODS
     from .errors import one_of
 
     checks = {
         "optim.soup": (cfg.optim.soup, {"greedy", "uniform", "best"}),
         "optim.class_weights": (cfg.optim.class_weights, {"none", "balanced"}),
-        "ensemble.method": (cfg.ensemble.method, {"caruana", "sequential", "uniform"}),
+        "ensemble.method": (cfg.ensemble.method, set(METHODS)),
         "ensemble.weights_split": (cfg.ensemble.weights_split, {"validation", "holdout"}),
         "ensemble.executor": (cfg.ensemble.executor, {"local", "ray"}),
         "optim.schedule": (cfg.optim.schedule, {"cosine", "constant"}),

@@ -387,6 +387,7 @@ def _ensembles(clean: "pd.DataFrame") -> str:
     pools: dict[tuple, list] = {}
     scores: dict[tuple, list] = {}  # the ensemble's test score per fit
     uniforms: dict[tuple, list] = {}  # the uniform average of every member, per fit that recorded it
+    methods: dict[tuple, dict[str, list]] = {}  # each selection method's test score, per fit that recorded them
     higher: dict[str, bool] = {}
     stacks: dict[str, list] = {}
     for r in records:
@@ -396,6 +397,9 @@ def _ensembles(clean: "pd.DataFrame") -> str:
             scores.setdefault((r["dataset"], r["config"]), []).append(r["score"])
             if summary.get("uniform_test_score") is not None:
                 uniforms.setdefault((r["dataset"], r["config"]), []).append(float(summary["uniform_test_score"]))
+            for name, got in (summary.get("selection_test_scores") or {}).items():
+                if got is not None:
+                    methods.setdefault((r["dataset"], r["config"]), {}).setdefault(name, []).append(float(got))
             higher[r["dataset"]] = bool(r.get("greater_is_better", True))
         if isinstance(r.get("leaderboard"), dict):
             stacks.setdefault(r["dataset"], []).append(r["leaderboard"])
@@ -439,6 +443,15 @@ def _ensembles(clean: "pd.DataFrame") -> str:
                     "(mean over the fits that recorded it).", "",
                     md_table(["data set", "config", "fits", "ensemble test (mean)", "std", "best member test (mean)",
                               "ensemble - best member", "uniform average test (mean)"], vs_best)]
+        if methods:
+            names = list(dict.fromkeys(n for by in methods.values() for n in by))
+            rows = [[ds, config, max(len(v) for v in by.values())] + [
+                f"{_num(statistics.mean(by[n]))} ± {_num(statistics.stdev(by[n]) if len(by[n]) > 1 else None)}"
+                if n in by else "-" for n in names] for (ds, config), by in sorted(methods.items())]
+            out += ["", "Every selection method on the same members, its weights fitted on the same rows as the "
+                    "chosen method's (`fit_info.ensemble.alternatives`): test score, mean ± std over the fits "
+                    "that recorded them (`best`: the best single member on those rows).", "",
+                    md_table(["data set", "config", "fits"] + names, rows)]
     if stacks:
         rows = []
         for ds, boards in sorted(stacks.items()):

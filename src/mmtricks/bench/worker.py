@@ -158,6 +158,11 @@ def run_request(req: dict[str, Any]) -> dict[str, Any]:
             summary["uniform_test_score"] = score_outputs(
                 test[req["label"]], blend(alone, [1.0 / len(alone)] * len(alone)), classes, req["problem_type"],
                 req["metric"])["score"]
+            # every selection method's weights, fitted on the same rows as the chosen one, on the test rows
+            alternatives = (summary.get("ensemble") or {}).get("alternatives") or {}
+            summary["selection_test_scores"] = {
+                name: score_outputs(test[req["label"]], blend(alone, weights), classes, req["problem_type"],
+                                    req["metric"])["score"] for name, weights in alternatives.items()}
     return {"fit_seconds": round(fit_seconds, 3), "n_train": len(train), "tests": tests, "fit_info": info,
             "fit_summary": summary, "versions": versions(), "device": _device(), "peak_rss_mb": peak_rss_mb()}
 

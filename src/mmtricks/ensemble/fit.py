@@ -63,13 +63,14 @@ def fit_ensemble(predictor, split, cfg, entries, deadline: Optional[float], resu
         val_weights = predictor._row_weights(holdout, "the held-out rows") if predictor.sample_weight in holdout else None
         for m in members:
             m.val_outputs = m.outputs(holdout, split.val_base)
-    score = weigh(members, y_val, metric, cfg.ensemble.method, cfg.ensemble.rounds, val_weights)
+    score, alternatives = weigh(members, y_val, metric, cfg.ensemble.method, cfg.ensemble.rounds, val_weights)
     refit = _refit_full(predictor, members, split, overrides, deadline, labels) if cfg.ensemble.refit_full else []
     predictor.config_, predictor.schema_, predictor.metric_, predictor.members_ = cfg, schema, metric.name, members
     predictor.fit_info_ = {
         "val_score": score, "preset": predictor.preset, "n_train": len(split.train_df), "n_val": len(split.val_df),
         "ensemble": {"method": cfg.ensemble.method, "weights_split": cfg.ensemble.weights_split,
-                     "n_weights_rows": len(y_val), "refit_full": refit},
+                     "n_weights_rows": len(y_val), "refit_full": refit,
+                     "alternatives": {k: [round(w, 6) for w in v] for k, v in alternatives.items()}},
         "members": [{"name": m.name, "kind": m.kind, "weight": m.weight, "val_score": m.val_score,
                      "fit_seconds": m.fit_seconds} for m in members],
         "embeddings": _embedding_facts(members),

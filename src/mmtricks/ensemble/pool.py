@@ -255,12 +255,14 @@ def fit_pool(entries: list[PoolEntry], *, schema, train_df, val_df, y_train, y_v
 
 
 def weigh(members: list[Member], y_val: np.ndarray, metric, method: str, rounds: int = 50,
-          val_weights: Optional[np.ndarray] = None) -> float:
-    """Set each member's ensemble weight by ``method``; return the ensemble's validation score."""
-    from .selection import blend, select
+          val_weights: Optional[np.ndarray] = None) -> tuple[float, dict[str, list[float]]]:
+    """Set each member's ensemble weight by ``method``; return the ensemble's validation score and
+    every method's weights on the same rows (members in order), for comparison."""
+    from .selection import METHODS, blend, select
 
     outputs = [m.val_outputs for m in members]
-    weights = select(method, outputs, y_val, metric, rounds, val_weights)
-    for m, w in zip(members, weights):
-        m.weight = float(w)
-    return float(metric.fn(y_val, blend(outputs, weights), val_weights))
+    alternatives = {name: [float(w) for w in select(name, outputs, y_val, metric, rounds, val_weights)]
+                    for name in dict.fromkeys((method, *METHODS))}
+    for m, w in zip(members, alternatives[method]):
+        m.weight = w
+    return float(metric.fn(y_val, blend(outputs, alternatives[method]), val_weights)), alternatives

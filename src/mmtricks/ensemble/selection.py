@@ -10,8 +10,13 @@ regression values ``(n,)``, in the metric's units), the validation targets and a
 - ``sequential``: members ranked by their own validation score; Caruana over the best
   1, 2, ... k members; the subset whose ensemble scores best is kept.
 - ``uniform``: the plain average of every member (for comparison).
+- ``best``: all the weight on the member that scores best alone (for comparison).
 
-All three fit the weights on the split they are given: pass a split other than the one
+Every pool fit records the weights of all four on its weights split
+(``fit_info["ensemble"]["alternatives"]``), so a benchmark scores each on the test rows
+without fitting again.
+
+All four fit the weights on the split they are given: pass a split other than the one
 that drove early stopping and soups (or out-of-fold predictions) for honest weights.
 """
 from __future__ import annotations
@@ -23,7 +28,7 @@ import numpy as np
 from ..errors import ConfigError, one_of
 from ..train.metrics import Metric
 
-METHODS = ("caruana", "sequential", "uniform")
+METHODS = ("caruana", "sequential", "uniform", "best")
 
 
 def blend(outputs: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarray:
@@ -75,6 +80,14 @@ def uniform(outputs: Sequence[np.ndarray], y: np.ndarray = None, metric: Metric 
     return np.full(len(outputs), 1.0 / len(outputs))
 
 
+def best(outputs: Sequence[np.ndarray], y: np.ndarray, metric: Metric, rounds: int = 0,
+         w: Optional[np.ndarray] = None) -> np.ndarray:
+    """One-hot on the best single member; ties go to the earlier member."""
+    weights = np.zeros(len(outputs))
+    weights[_best_index([metric.fn(y, o, w) for o in outputs], metric)] = 1.0
+    return weights
+
+
 def select(method: str, outputs: Sequence[np.ndarray], y: np.ndarray, metric: Metric, rounds: int = 50,
            w: Optional[np.ndarray] = None) -> np.ndarray:
     """Weights of ``method`` (one of :data:`METHODS`); ``w``: sample weights of the rows."""
@@ -82,7 +95,8 @@ def select(method: str, outputs: Sequence[np.ndarray], y: np.ndarray, metric: Me
         raise ConfigError(one_of("ensemble.method", method, METHODS))
     if not outputs:
         raise ValueError("ensemble selection needs at least one member")
-    return {"caruana": caruana, "sequential": sequential, "uniform": uniform}[method](outputs, y, metric, rounds, w)
+    chosen = {"caruana": caruana, "sequential": sequential, "uniform": uniform, "best": best}[method]
+    return chosen(outputs, y, metric, rounds, w)
 
 
 def _best_index(scores: Sequence[float], metric: Metric) -> int:
