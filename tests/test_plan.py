@@ -220,3 +220,56 @@ def test_a_fit_records_the_micro_batch_and_workers_it_used(table_dir):
     p = MultimodalPredictor(label="y", preset="tiny", verbosity=0,
                             overrides={"optim.max_epochs": 1, "optim.micro_batch_size": None}).fit(df)
     assert (p.config_.optim.micro_batch_size, p.config_.env.num_workers) == (32, 0)
+
+
+def test_validation_rows_shrink_only_when_validations_would_take_more_than_their_share():
+    from mmtricks.train.plan import MIN_VAL_ROWS, VAL_SHARE, validation_rows
+
+    assert validation_rows(0.01, 1000, 4, 300.0) is None  # 40 s of checks: within a third of 300 s
+    rows = validation_rows(0.05, 2000, 4, 300.0)  # 400 s of checks: too many
+    assert rows is not None and MIN_VAL_ROWS <= rows < 2000
+    assert rows == max(MIN_VAL_ROWS, int((VAL_SHARE * 300.0 / 0.05 - 2000) / 4))
+    big = validation_rows(0.05, 20000, 4, 9000.0)  # 4,000 s of checks, room for 3,000: a subset plus one full pass
+    assert big == 10000 and 0.05 * (big * 4 + 20000) <= VAL_SHARE * 9000.0 + 1e-6
+    assert validation_rows(10.0, 2000, 4, 300.0) == MIN_VAL_ROWS  # never below the floor
+    assert validation_rows(10.0, MIN_VAL_ROWS, 4, 300.0) is None  # a split that small is validated whole
+    assert validation_rows(0.0, 5000, 4, 300.0) is None  # nothing timed yet
+
+
+def test_a_resume_point_keeps_the_validation_subset():
+    p = StepPlan.from_rows(1000, 125, _optim(), micro=8)
+    p.val_rows = 300
+    state = p.state()
+    q = StepPlan.from_rows(1000, 125, _optim(), micro=8)
+    q.restore(state)
+    assert q.val_rows == 300 and q.summary(10, 0.0)["val_rows"] == 300
+    del state["val_rows"]  # a resume point written before the subset existed: every row
+    q.restore(state)
+    assert q.val_rows is None
+
+
+def test_a_tight_limit_validates_on_a_subset_and_scores_the_final_weights_on_every_row(table_dir, monkeypatch,
+                                                                                        capsys):
+    from mmtricks.train.plan import MIN_VAL_ROWS
+
+    df = make_table(table_dir, n=700, kinds=("numerical", "categorical"))
+    train, val = df.iloc[:350], df.iloc[350:]
+    overrides = {"optim.max_epochs": 50, "optim.patience": 10**6, "optim.batch_size": 8,
+                 "optim.micro_batch_size": 8}
+    # 1 s a training micro batch of 8 rows: a validation row is estimated at 1/24 s, 350 rows at 14.6 s, and the
+    # 4 validations kept for take 58 s, more than a third of the 120-s limit.
+    _fake_time(monkeypatch, FakeClock(slow=1.0, fast=1.0, n_slow=0))
+    p = MultimodalPredictor(time_limit=120, overrides=overrides, **{**SETTINGS, "verbosity": 1}).fit(
+        train, tuning_data=val)
+    said = capsys.readouterr().out
+    assert p.fit_info_["plan"]["val_rows"] == MIN_VAL_ROWS
+    assert f"validating on {MIN_VAL_ROWS} of 350 rows" in said and "on all 350 rows" in said
+    # The reported validation score is the final weights' on every validation row.
+    assert p.fit_info_["val_score"] == pytest.approx(p.evaluate(val)["accuracy"])
+    assert p.fit_info_["n_val"] == 350
+
+    # A limit that leaves validations their share validates on every row.
+    _fake_time(monkeypatch, FakeClock(slow=0.01, fast=0.01, n_slow=0))
+    roomy = MultimodalPredictor(time_limit=120, overrides={**overrides, "optim.max_epochs": 2}, **SETTINGS).fit(
+        train, tuning_data=val)
+    assert roomy.fit_info_["plan"]["val_rows"] is None

@@ -27,7 +27,7 @@ from .tricks.hooks import HookContext, build_hooks, hook_states, hook_tensors, r
 from .tricks.layer_decay import param_groups
 from .tricks.schedule import WarmupCosine
 from . import plan as planning
-from .plan import FloorUnreachable, StepPlan, StepTimes, row_plan
+from .plan import FloorUnreachable, StepPlan, StepTimes, row_plan, validation_rows
 
 
 @dataclass
@@ -229,7 +229,22 @@ def train(net, train_loader, val_loader, val_labels: np.ndarray, *, cfg: MMConfi
     # Several processes: rank zero's timing decides (one plan for all), and only rank zero writes.
     sync = (lambda value: fabric.broadcast(value, src=0)) if fabric.world_size > 1 else (lambda value: value)
     # Validation inputs are the same at every check: read once, replayed from memory.
-    val_batches = ReplayBatches(val_loader, cfg.env.val_cache_mb * 2**20)
+    all_val = ReplayBatches(val_loader, cfg.env.val_cache_mb * 2**20)
+    # What validations read while training: every row, or a subset under a tight time limit (plan.py, rule 3).
+    vset = {"batches": all_val, "labels": val_labels, "weights": val_weights, "rows": None}
+
+    def use_val_rows(rows: Optional[int]) -> None:
+        if rows is None or rows == vset["rows"]:
+            return
+        from ..data.dataset import make_loader
+
+        idx = np.sort(np.random.default_rng(seed).choice(len(val_labels), rows, replace=False))
+        subset = torch.utils.data.Subset(val_loader.dataset, idx.tolist())
+        subset.collate = val_loader.dataset.collate
+        loader = make_loader(subset, val_loader.batch_size, False, val_loader.num_workers, seed)
+        vset.update(batches=ReplayBatches(loader, cfg.env.val_cache_mb * 2**20), labels=val_labels[idx],
+                    weights=None if val_weights is None else val_weights[idx], rows=rows)
+        times.reset_val()
 
     plan = StepPlan.from_rows(n_train, len(train_loader), o, fabric.world_size, micro=micro)
     plan.checked = deadline is None
@@ -246,16 +261,24 @@ def train(net, train_loader, val_loader, val_labels: np.ndarray, *, cfg: MMConfi
 
     last: dict = {}  # the latest validation's outputs, in metric units
 
-    def validate() -> float:
-        scores = predict_outputs(model, val_batches, problem_type)
+    def validate(batches=None) -> float:
+        """Score the model on the rows validations read (``batches``: on every validation row)."""
+        scores = predict_outputs(model, vset["batches"] if batches is None else batches, problem_type)
         model.train()
         last["outputs"] = to_metric_units(scores) if to_metric_units else scores
-        return metric.fn(val_labels, last["outputs"], val_weights)
+        if batches is not None:
+            return metric.fn(val_labels, last["outputs"], val_weights)
+        return metric.fn(vset["labels"], last["outputs"], vset["weights"])
+
+    def val_row_seconds() -> float:
+        """Seconds a validation row takes: timed, or before any validation a third of a training row's."""
+        return times.val / len(vset["labels"]) if times.val is not None else times.micro / micro / 3
 
     def reserve() -> float:
-        """Time kept for a last validation and the soup's evaluations."""
-        val = times.val if times.val is not None else times.micro / micro * len(val_labels) / 3
-        return val * (o.top_k + 1) + 2.0
+        """Time kept for a last validation and the soup's evaluations (and, on a subset, the final full pass)."""
+        per_row = val_row_seconds()
+        final = per_row * len(val_labels) if vset["rows"] else 0.0
+        return per_row * len(vset["labels"]) * (o.top_k + 1) + final + 2.0
 
     def budget() -> float:
         return max(0.0, deadline - now() - reserve())
@@ -279,6 +302,7 @@ def train(net, train_loader, val_loader, val_labels: np.ndarray, *, cfg: MMConfi
         step, best, bad_checks, history = point["step"], point["best"], point["bad_checks"], point["history"]
         epoch, skip_batches, running_loss = point["epoch"], point["batches_in_epoch"], point["running_loss"]
         plan.restore(point["plan"])
+        use_val_rows(plan.val_rows)
         restore_hooks(hooks, point, extra)
         follow_plan()
         scheduler.last_epoch = step
@@ -330,6 +354,14 @@ def train(net, train_loader, val_loader, val_labels: np.ndarray, *, cfg: MMConfi
                 hook.after_step(ctx)
             times.add_opt(now() - t0)
             if not plan.checked and times.ready:
+                if deadline is not None:
+                    plan.val_rows = sync(validation_rows(val_row_seconds(), len(val_labels), o.top_k + 1,
+                                                         deadline - now()))
+                    if plan.val_rows:
+                        use_val_rows(plan.val_rows)
+                        log(f"Time limit: validating on {plan.val_rows} of {len(val_labels)} rows while training "
+                            f"(all of them would take more than a third of the time left); the final weights "
+                            f"are scored on every row.")
                 plan.check_time(step, budget(), times)
                 plan.restore(sync(plan.state()))
                 if require_floor and plan.horizon < min(plan.min_steps, plan.planned_steps()):
@@ -344,9 +376,9 @@ def train(net, train_loader, val_loader, val_labels: np.ndarray, *, cfg: MMConfi
             bar.set_postfix(loss=f"{running_loss:.4f}", val=f"{best:.4f}" if history else "-")
             out_of_time = sync(deadline is not None and now() + times.micro * plan.accumulate + reserve() > deadline)
             if step % plan.val_every == 0 or out_of_time or step >= plan.horizon:
-                tv, replayed = now(), val_batches.batches is not None
+                tv, replayed = now(), vset["batches"].batches is not None
                 score = validate()
-                times.add_val(now() - tv, one_off=not replayed and val_batches.batches is not None)
+                times.add_val(now() - tv, one_off=not replayed and vset["batches"].batches is not None)
                 if not np.isfinite(score):
                     score = metric.worst()
                 improved = metric.better(score, best)
@@ -409,6 +441,12 @@ def train(net, train_loader, val_loader, val_labels: np.ndarray, *, cfg: MMConfi
     if val_outputs is None:  # e.g. a resumed fit whose best checkpoint was validated before the kill
         validate()
         val_outputs = last["outputs"]
+    if vset["rows"]:  # validated on a subset while training: the final weights on every row, once
+        subset_score = soup_info["score"]
+        soup_info["score"] = validate(all_val)
+        val_outputs = last["outputs"]
+        log(f"Final weights: validation {metric.name} {soup_info['score']:.4f} on all {len(val_labels)} rows "
+            f"({subset_score:.4f} on the {vset['rows']} validated on while training).")
     if stopped == "time_limit" and plan.horizon > step:
         log(f"Time limit reached at step {step} of {plan.horizon}: the learning rate did not finish annealing.")
     return FitResult(

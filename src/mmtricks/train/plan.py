@@ -1,6 +1,6 @@
 """The step plan of a fit: micro batch, accumulation, horizon and warmup, and the clock behind them.
 
-Two rules, in this order:
+Three rules, in this order:
 
 1. **From row counts (timing-free).** Without a time limit, the plan depends only on the
    training rows and the config: the effective batch is ``optim.batch_size``, shrunk so
@@ -17,6 +17,15 @@ Two rules, in this order:
    rounded down to a coarse multiple so that small timing noise gives the same plan.
    Warmup is fixed in steps at that moment and never moves again.
 
+3. **Validation rows under a time limit.** Just before that check, when the validations
+   the plan keeps time for (``optim.top_k + 1``, each over every validation row, at the
+   timed or, before any validation, a third of a training row's seconds a row) would take
+   more than a third of the time left (:data:`VAL_SHARE`), the fit validates on a seeded
+   random subset of the validation rows instead (:func:`validation_rows`: at least
+   :data:`MIN_VAL_ROWS`), for early stopping, checkpoint ranking and the soup, and scores
+   the final weights once on every row. ``val_rows`` records the subset's size (resume
+   points keep it). A limit that leaves validations their share changes nothing.
+
 After that the horizon may only shrink (when later validations show the fit falling
 behind its time budget), so after warmup the learning rate never rises. Each change is
 recorded in :attr:`StepPlan.changes` and the whole plan goes into ``fit_info['plan']``;
@@ -31,6 +40,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 PROBE_MICRO_BATCHES = 4  # micro batches timed before a time-limited plan is checked (the first is not counted)
+VAL_SHARE = 1 / 3  # under a time limit, validations may take at most this share of the time left
+MIN_VAL_ROWS = 256  # a validation subset is never smaller (nor the whole split when it has fewer rows)
 
 
 class FloorUnreachable(RuntimeError):
@@ -86,6 +97,7 @@ class StepPlan:
     source: str = "rows"  # 'rows' (timing-free), 'time_limit' (revised once from timed steps), 'max_steps'
     checked: bool = False  # the time-limit check has run (or there is no limit)
     changes: list = field(default_factory=list)  # [step, horizon, reason] per change after the first plan
+    val_rows: Optional[int] = None  # validation rows used while training (None: all; rule 3)
 
     @classmethod
     def from_rows(cls, n_train: int, n_batches: int, optim, world_size: int = 1,
@@ -167,16 +179,33 @@ class StepPlan:
             "horizon_changes": [list(c) for c in self.changes], "min_steps": self.min_steps,
             "steps": steps, "epochs": round(steps / self.steps_per_epoch(), 3),
             "floor_reached": steps >= min(self.min_steps, self.planned_steps()), "final_lr": final_lr,
+            "val_rows": self.val_rows,
         }
 
     def state(self) -> dict:
         """What a resume point keeps of the plan."""
         return {"accumulate": self.accumulate, "horizon": self.horizon, "warmup_steps": self.warmup_steps,
-                "source": self.source, "checked": self.checked, "changes": self.changes}
+                "source": self.source, "checked": self.checked, "changes": self.changes, "val_rows": self.val_rows}
 
     def restore(self, state: dict) -> None:
         self.accumulate, self.horizon, self.warmup_steps = state["accumulate"], state["horizon"], state["warmup_steps"]
         self.source, self.checked, self.changes = state["source"], state["checked"], state["changes"]
+        self.val_rows = state.get("val_rows")  # resume points from before the validation subset: all rows
+
+
+def validation_rows(per_row: float, n_val: int, checks: int, seconds: float) -> Optional[int]:
+    """Rows to validate on while a time-limited fit trains (rule 3 of the module doc).
+
+    None (every row) when ``checks`` validations of all ``n_val`` rows, at ``per_row`` seconds
+    a row, take at most :data:`VAL_SHARE` of ``seconds``. Otherwise the most rows for which
+    the checks plus one final pass over every row fit in that share, but at least
+    :data:`MIN_VAL_ROWS`; None again when that is the whole split.
+    """
+    share = VAL_SHARE * seconds
+    if per_row <= 0 or n_val <= MIN_VAL_ROWS or per_row * n_val * checks <= share:
+        return None
+    rows = max(MIN_VAL_ROWS, int((share / per_row - n_val) / checks))
+    return None if rows >= n_val else rows
 
 
 class StepTimes:
@@ -206,6 +235,10 @@ class StepTimes:
         """``one_off``: this validation read batches that later ones replay; not counted."""
         if not one_off:
             self._val.append(seconds)
+
+    def reset_val(self) -> None:
+        """Forget the validations timed so far (the rows validated on changed)."""
+        self._val.clear()
 
     @property
     def ready(self) -> bool:
