@@ -508,7 +508,9 @@ def test_runner_reruns_a_contended_run_once_and_resume_redoes_it(tmp_path, monke
         return [{**_timed("syn", "baseline", seed, next(step_times)), "started_at": f"call{len(calls)}"}]
 
     monkeypatch.setattr(Bench, "_unit", fake_unit)
-    spec = BenchSpec(datasets=["syn"], configs=["baseline"], seeds=[0, 1, 2], out_dir=str(out), data_dir=str(data))
+    # The fabricated lines carry no overrides of the profile's: settings are not what this test is about.
+    spec = BenchSpec(datasets=["syn"], configs=["baseline"], seeds=[0, 1, 2], out_dir=str(out), data_dir=str(data),
+                     allow_other_settings=True)
     counts = Bench(spec, echo=lambda m: None).run()
     assert calls == [2, 2] and counts["ok"] == 1 and counts["contended"] == 0  # slow, then rerun at 1.05 s
     seed2 = [r for r in read_results(str(out)) if r["seed"] == 2]
@@ -517,7 +519,8 @@ def test_runner_reruns_a_contended_run_once_and_resume_redoes_it(tmp_path, monke
     assert Bench(spec, echo=lambda m: None).plan() == []  # the rerun counts as done
 
     # Slow twice: both lines flagged, and a resumed bench still has the run to do.
-    spec3 = BenchSpec(datasets=["syn"], configs=["baseline"], seeds=[3], out_dir=str(out), data_dir=str(data))
+    spec3 = BenchSpec(datasets=["syn"], configs=["baseline"], seeds=[3], out_dir=str(out), data_dir=str(data),
+                      allow_other_settings=True)
     calls.clear()
     counts = Bench(spec3, echo=lambda m: None).run()
     assert calls == [3, 3] and counts["contended"] == 1
@@ -530,7 +533,7 @@ def test_runner_reruns_a_contended_run_once_and_resume_redoes_it(tmp_path, monke
     calls.clear()
     step_times = iter([9.0])
     spec5 = BenchSpec(datasets=["syn"], configs=["baseline"], seeds=[5], out_dir=str(out), data_dir=str(data),
-                      check_contention=False)
+                      check_contention=False, allow_other_settings=True)
     Bench(spec5, echo=lambda m: None).run()
     assert calls == [5] and "contended" not in read_results(str(out))[-1]
 

@@ -1,5 +1,5 @@
 """The machine a bench runs on: recorded on every line, bf16 refused where the CPU emulates it,
-one machine per results folder."""
+one machine and one setting per results folder."""
 import json
 
 import pytest
@@ -78,3 +78,25 @@ def test_a_bf16_profile_on_a_cpu_without_native_bf16_is_refused_before_any_run(t
     assert "emulated" in err and "env.precision=32-true" in err
     assert not (out / "results.jsonl").exists()
     assert _bench(data, out, "--configs", "linear", "--set", "env.precision=bf16-mixed") == 0  # a peer alone
+
+
+def test_a_folder_refuses_runs_with_other_overrides_or_time_limits(tmp_path, capsys):
+    data, out = tmp_path / "data", tmp_path / "out"
+    _write_set(str(data), kinds=("numerical",))
+    args = ["--configs", "tiny,linear", "--set", "optim.max_epochs=1", "--time-limit", "30"]
+    assert _bench(data, out, *args) == 0
+    # Another --set for a new seed: its runs would sit beside the first ones, made otherwise.
+    assert _bench(data, out, "--configs", "tiny", "--seeds", "1", "--set", "optim.max_epochs=2", "--time-limit",
+                  "30") == 2
+    err = capsys.readouterr().err
+    assert "1 run(s) with mmtricks overrides" in err and "--allow-other-settings" in err
+    assert '"optim.max_epochs": 1' in err and '"optim.max_epochs": 2' in err  # theirs, and this bench's
+    assert _bench(data, out, "--configs", "linear", "--seeds", "1", "--set", "optim.max_epochs=1",
+                  "--time-limit", "60") == 2  # another limit on the same data set
+    assert "syn time limit 30 s (this bench: 60 s)" in capsys.readouterr().err
+    assert len(read_results(str(out))) == 2
+    assert _bench(data, out, *args) == 0  # the same settings again: nothing left to run, nothing refused
+    assert _bench(data, out, "--configs", "linear", "--seeds", "2", "--time-limit", "30") == 0  # a peer alone
+    assert _bench(data, out, "--configs", "linear", "--seeds", "1", "--time-limit", "60",
+                  "--allow-other-settings") == 0
+    assert len(read_results(str(out))) == 4

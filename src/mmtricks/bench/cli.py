@@ -62,6 +62,9 @@ def add_parser(sub) -> None:
     p.add_argument("--allow-other-cpu", action="store_true",
                    help="add results to an --out folder whose earlier runs were measured on another CPU or GPU "
                         "(refused by default: time-limited fits do not compare across machines)")
+    p.add_argument("--allow-other-settings", action="store_true",
+                   help="add runs to an --out folder whose earlier runs of the profile used other --set overrides "
+                        "or time limits (refused by default: the resume key holds neither)")
     p.add_argument("--keep-scratch", action="store_true", help="keep the peers' model folders")
     p.add_argument("--dry-run", action="store_true", help="print the runs left to do and stop")
     p.add_argument("--report", action="store_true", help="write OUT/report.md when the runs are done")
@@ -160,6 +163,7 @@ def run(args) -> int:
         retry_skipped=args.retry_skipped, retry_failed=args.retry_failed, threads=args.threads,
         keep_scratch=args.keep_scratch, dry_run=args.dry_run, label=args.label,
         check_contention=args.check_contention, allow_other_cpu=args.allow_other_cpu,
+        allow_other_settings=args.allow_other_settings,
     )
     if not spec.seeds:
         raise ConfigError("--seeds needs at least one seed, e.g. --seeds 0,1,2.")

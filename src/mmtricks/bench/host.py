@@ -18,6 +18,7 @@ so their scores belong to the machine they ran on. Two checks before a bench sta
 from __future__ import annotations
 
 import platform
+from collections import Counter
 from typing import Any, Iterable, Optional
 
 from ..errors import ConfigError
@@ -75,11 +76,11 @@ def check_same_machine(lines: Iterable[dict[str, Any]], cpu: dict[str, Any], out
     """Refuse to add results to a folder measured on another machine (check 2 of the module doc)."""
     if allow_other:
         return
-    others: dict[str, int] = {}
+    others: Counter = Counter()
     for line in lines:
         theirs: Optional[dict[str, Any]] = (line.get("host") or {}).get("cpu")
         if line.get("status") == "ok" and isinstance(theirs, dict) and not same_machine(theirs, cpu):
-            others[describe(theirs)] = others.get(describe(theirs), 0) + 1
+            others[describe(theirs)] += 1
     if others:
         said = "; ".join(f"{n} on {what}" for what, n in others.items())
         raise ConfigError(

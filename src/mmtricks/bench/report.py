@@ -85,12 +85,14 @@ def _machines(ok: "pd.DataFrame") -> list[str]:
     """'CPU: <name and instruction sets> (N runs)' per machine the ok lines record (bench/host.py)."""
     from .host import describe
 
-    seen: dict[str, int] = {}
+    from collections import Counter
+
+    seen: Counter = Counter()
     unknown = 0
     for host in ok["host"] if "host" in ok.columns else []:
         cpu = (host or {}).get("cpu") if isinstance(host, dict) else None
         if isinstance(cpu, dict):
-            seen[describe(cpu)] = seen.get(describe(cpu), 0) + 1
+            seen[describe(cpu)] += 1
         else:
             unknown += 1
     if not seen:

@@ -50,6 +50,7 @@ class BenchSpec:
     label: Optional[str] = None  # label column of data set folders without a description (--label)
     check_contention: bool = True  # flag (and rerun once) runs slowed by another process
     allow_other_cpu: bool = False  # add results to a folder measured on another machine (bench/host.py)
+    allow_other_settings: bool = False  # add results made with other overrides or time limits to a folder
 
 
 def _now() -> str:
@@ -109,6 +110,35 @@ class Bench:
         check_same_machine(read_results(self.spec.out_dir), self.machine, self.spec.out_dir,
                            self.spec.allow_other_cpu)
 
+    def check_settings(self, presets_left: bool = True) -> None:
+        """Refuse to add runs made with other mmtricks overrides (when presets are left to run: peers ignore
+        them), or another time limit on a data set, to a folder whose earlier runs of this profile used
+        others: the resume key holds neither."""
+        from ..errors import ConfigError
+
+        if self.spec.allow_other_settings:
+            return
+        mine = json.dumps(self.overrides, sort_keys=True, default=str)
+        limits = {ds.name: self.limit(ds) for ds in self.datasets}
+        clashes: list[str] = []
+        for line in read_results(self.spec.out_dir):
+            if line.get("status") != "ok" or line.get("profile") != self.profile.name:
+                continue
+            theirs = json.dumps(line.get("overrides") or {}, sort_keys=True, default=str)
+            if presets_left and line.get("config_kind") == "preset" and theirs != mine:
+                clashes.append(f"mmtricks overrides {theirs} (this bench: {mine})")
+            limit = limits.get(str(line.get("dataset")))
+            if limit is not None and line.get("time_limit") is not None and float(line["time_limit"]) != limit:
+                clashes.append(f"{line['dataset']} time limit {float(line['time_limit']):g} s (this bench: {limit:g} s)")
+        if clashes:
+            from collections import Counter
+
+            said = "; ".join(f"{n} run(s) with {what}" for what, n in Counter(clashes).items())
+            raise ConfigError(f"{self.spec.out_dir} holds runs of profile {self.profile.name} made with other "
+                              f"settings: {said}. Runs are resumed by (data set, config, seed, missingness, "
+                              f"profile) alone, so these would be read side by side: pass a new --out folder, "
+                              f"or --allow-other-settings to add them anyway.")
+
     # --------------------------------------------------------------------- plan
     def _done_keys(self) -> set:
         skip = {"ok"} | ({"skipped"} if not self.spec.retry_skipped else set())
@@ -133,8 +163,10 @@ class Bench:
     # ---------------------------------------------------------------------- run
     def run(self) -> dict[str, int]:
         """Run every unit left; return counts of result lines by status."""
-        self.check_machine()
         units = self.plan()
+        if units:  # nothing left to run: nothing to refuse
+            self.check_machine()
+            self.check_settings(presets_left=any(config not in _peers() for _, config, *_ in units))
         total = len(self.spec.seeds) * len(self.datasets) * len(self.configs) * len(self.train_ratios)
         limits = sorted({(self.limit(ds), ds.name) for ds in self.datasets})
         if len({t for t, _ in limits}) <= 1:
