@@ -49,8 +49,9 @@ class FloorUnreachable(RuntimeError):
     for this: a member that cannot reach the floor is not trained at all)."""
 
     def __init__(self, seconds_per_step: float, min_steps: int, budget: float):
-        super().__init__(f"{min_steps} steps at {seconds_per_step:.2f} s a step need more than the {budget:.0f} s "
-                         "share")
+        super().__init__(f"{min_steps} steps at {seconds_per_step:.2f} s a step need "
+                         f"{min_steps * seconds_per_step:.0f} s, more than the {budget:.0f} s its share leaves for "
+                         "training (after its validations)")
         self.seconds_per_step, self.min_steps, self.budget = seconds_per_step, min_steps, budget
 
 
