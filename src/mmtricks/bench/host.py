@@ -3,13 +3,14 @@
 Every result line's ``host`` holds ``cpu``: the processor's name and instruction sets as
 torch reports them (``torch.cpu.get_capabilities()``), whether it has native bf16, and the
 GPU's name when one is visible. Time-limited fits make as many steps as the machine affords,
-so their scores belong to the machine they ran on. Two checks before a bench starts:
+so their scores belong to the machine they ran on. Two checks before runs are added to a
+folder (the runner adds a third, on settings: ``Bench.check_settings``):
 
 1. **Precision the CPU can run.** A profile or ``--set`` that asks presets for bf16 on a CPU
    without native bf16 (``avx512_bf16`` or ``amx_bf16``) and no GPU is refused: bf16 is then
-   emulated, many times slower than fp32 (an AVX2-only CPU timed a cloth ``baseline_plus`` step
-   at 76.6 s, against about 2.2 s on a CPU with ``avx512_bf16``), and every time-limited fit
-   would be starved of steps.
+   emulated, many times slower than fp32 (``scripts/step_cost.py`` on an AVX2-only CPU: a
+   32-row cloth ``baseline_plus`` step 74 s in bf16, 3.9 s in fp32), and every time-limited
+   fit would be starved of steps.
 2. **One machine per results folder.** Earlier ``ok`` lines in ``OUT/results.jsonl`` measured on
    another CPU (or GPU) refuse the bench, unless ``allow_other_cpu`` (``--allow-other-cpu``) says
    to mix them knowingly. Lines from before this record existed carry no ``cpu`` and are not

@@ -83,9 +83,9 @@ def mark_collapsed(df: "pd.DataFrame", constants: dict[str, dict[str, Any]]) -> 
 
 def _machines(ok: "pd.DataFrame") -> list[str]:
     """'CPU: <name and instruction sets> (N runs)' per machine the ok lines record (bench/host.py)."""
-    from .host import describe
-
     from collections import Counter
+
+    from .host import describe
 
     seen: Counter = Counter()
     unknown = 0

@@ -80,8 +80,8 @@ class Bench:
         names = spec.datasets or [e["name"] for e in list_entries(spec.data_dir)]
         self.datasets = [load_dataset(n, spec.data_dir, label=spec.label) for n in names]
         self.train_ratios = sorted({ratio_key(r) for r in spec.missing_train} or {0.0})
-        self._machine: Optional[dict[str, Any]] = None
         self.test_ratios = sorted({ratio_key(r) for r in spec.missing_test} or {0.0})
+        self._machine: Optional[dict[str, Any]] = None
 
     # ------------------------------------------------------------------ logging
     def log(self, message: str) -> None:
@@ -102,18 +102,20 @@ class Bench:
             self._machine = machine_fingerprint()
         return self._machine
 
-    def check_machine(self) -> None:
-        """Refuse a precision this CPU emulates, or a results folder from another machine (bench/host.py)."""
+    def check_folder(self, presets_left: bool = True) -> None:
+        """Before runs are added to OUT: refuse a precision this CPU emulates, a folder measured on another
+        machine (bench/host.py), or one whose earlier runs used other settings (:meth:`check_settings`)."""
         from .host import check_precision, check_same_machine
 
-        check_precision(self.overrides, any(c not in _peers() for c in self.configs), self.machine)
-        check_same_machine(read_results(self.spec.out_dir), self.machine, self.spec.out_dir,
-                           self.spec.allow_other_cpu)
+        lines = read_results(self.spec.out_dir)
+        check_precision(self.overrides, presets_left, self.machine)
+        check_same_machine(lines, self.machine, self.spec.out_dir, self.spec.allow_other_cpu)
+        self.check_settings(lines, presets_left)
 
-    def check_settings(self, presets_left: bool = True) -> None:
+    def check_settings(self, lines: list[dict[str, Any]], presets_left: bool = True) -> None:
         """Refuse to add runs made with other mmtricks overrides (when presets are left to run: peers ignore
-        them), or another time limit on a data set, to a folder whose earlier runs of this profile used
-        others: the resume key holds neither."""
+        them), or another time limit on a data set, to a folder whose earlier runs (``lines``) of this
+        profile used others: the resume key holds neither."""
         from ..errors import ConfigError
 
         if self.spec.allow_other_settings:
@@ -121,7 +123,7 @@ class Bench:
         mine = json.dumps(self.overrides, sort_keys=True, default=str)
         limits = {ds.name: self.limit(ds) for ds in self.datasets}
         clashes: list[str] = []
-        for line in read_results(self.spec.out_dir):
+        for line in lines:
             if line.get("status") != "ok" or line.get("profile") != self.profile.name:
                 continue
             theirs = json.dumps(line.get("overrides") or {}, sort_keys=True, default=str)
@@ -165,8 +167,7 @@ class Bench:
         """Run every unit left; return counts of result lines by status."""
         units = self.plan()
         if units:  # nothing left to run: nothing to refuse
-            self.check_machine()
-            self.check_settings(presets_left=any(config not in _peers() for _, config, *_ in units))
+            self.check_folder(presets_left=any(config not in _peers() for _, config, *_ in units))
         total = len(self.spec.seeds) * len(self.datasets) * len(self.configs) * len(self.train_ratios)
         limits = sorted({(self.limit(ds), ds.name) for ds in self.datasets})
         if len({t for t, _ in limits}) <= 1:

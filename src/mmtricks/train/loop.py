@@ -261,14 +261,14 @@ def train(net, train_loader, val_loader, val_labels: np.ndarray, *, cfg: MMConfi
 
     last: dict = {}  # the latest validation's outputs, in metric units
 
-    def validate(batches=None) -> float:
-        """Score the model on the rows validations read (``batches``: on every validation row)."""
-        scores = predict_outputs(model, vset["batches"] if batches is None else batches, problem_type)
+    def validate(full: bool = False) -> float:
+        """Score the model on the rows validations read while training (``full``: on every validation row)."""
+        batches, labels, weights = (all_val, val_labels, val_weights) if full else (
+            vset["batches"], vset["labels"], vset["weights"])
+        scores = predict_outputs(model, batches, problem_type)
         model.train()
         last["outputs"] = to_metric_units(scores) if to_metric_units else scores
-        if batches is not None:
-            return metric.fn(val_labels, last["outputs"], val_weights)
-        return metric.fn(vset["labels"], last["outputs"], vset["weights"])
+        return metric.fn(labels, last["outputs"], weights)
 
     def val_row_seconds() -> float:
         """Seconds a validation row takes: timed, or before any validation a third of a training row's."""
@@ -443,7 +443,7 @@ def train(net, train_loader, val_loader, val_labels: np.ndarray, *, cfg: MMConfi
         val_outputs = last["outputs"]
     if vset["rows"]:  # validated on a subset while training: the final weights on every row, once
         subset_score = soup_info["score"]
-        soup_info["score"] = validate(all_val)
+        soup_info["score"] = validate(full=True)
         val_outputs = last["outputs"]
         log(f"Final weights: validation {metric.name} {soup_info['score']:.4f} on all {len(val_labels)} rows "
             f"({subset_score:.4f} on the {vset['rows']} validated on while training).")
